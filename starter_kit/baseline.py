@@ -1,0 +1,44 @@
+"""The starting kit's baseline unlearning: fine-tune on the retain set only.
+
+SGD with momentum 0.9 and weight decay 5e-4, cosine schedule over the run. Two settings:
+the CIFAR-10 kit's (5 epochs, lr 0.1) and the Kaggle sample notebook's (1 epoch, lr 1e-3).
+Both have the challenge's signature ``unlearning(net, retain_loader, forget_loader, validation_loader)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from starter_kit.batches import split_batch
+
+
+def finetune_unlearning(net: nn.Module, retain_loader, forget_loader=None, validation_loader=None,
+                        epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9,
+                        weight_decay: float = 5e-4) -> nn.Module:
+    """Retain-only fine-tuning; changes ``net`` in place, returns it in eval mode."""
+    device = next(net.parameters()).device
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    net.train()
+    for _ in range(epochs):
+        for batch in retain_loader:
+            inputs, targets = split_batch(batch)
+            optimizer.zero_grad()
+            loss = criterion(net(inputs.to(device)), targets.to(device))
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    net.eval()
+    return net
+
+
+def kaggle_sample_unlearning(net, retain_loader, forget_loader, validation_loader) -> nn.Module:
+    """The Kaggle sample notebook's unlearning: 1 epoch of retain fine-tuning, lr 1e-3."""
+    return finetune_unlearning(net, retain_loader, forget_loader, validation_loader, epochs=1, lr=1e-3)
+
+
+def cifar_kit_unlearning(net, retain_loader, forget_loader, validation_loader) -> nn.Module:
+    """The CIFAR-10 starting kit's unlearning: 5 epochs of retain fine-tuning, lr 0.1."""
+    return finetune_unlearning(net, retain_loader, forget_loader, validation_loader, epochs=5, lr=0.1)

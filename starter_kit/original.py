@@ -1,0 +1,49 @@
+"""The original model: trained once on the whole train set with the recipe, cached, reloaded afterwards."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from starter_kit.data import UnlearningData
+from starter_kit.training import Recipe, cache_hash, model_key, train_models
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
+ORIGINAL_SEED = 0
+
+
+def original_cache_path(data: UnlearningData, make_model, recipe: Recipe, seed: int, cache_dir) -> Path:
+    key = cache_hash("original", data.fingerprint(), model_key(make_model()), recipe.as_dict(), seed,
+                     torch.__version__.split("+")[0])
+    return Path(cache_dir) / "original" / f"{data.name}-{key}.pth"
+
+
+def save_state_atomically(state: dict, path: Path) -> None:
+    """Write a state dict so that a reader sees either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        torch.save(state, handle)
+        temp = handle.name
+    os.replace(temp, path)
+
+
+def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
+                           cache_dir=DEFAULT_CACHE_DIR, device="cpu", log=print) -> nn.Module:
+    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached."""
+    path = original_cache_path(data, make_model, recipe, seed, cache_dir)
+    model = make_model()
+    if path.exists():
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.to(device).eval()
+        except Exception as error:  # a truncated or foreign file: retrain, never trust it
+            log(f"cached original model {path} is unreadable ({error}); retraining it")
+    log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
+    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device)
+    save_state_atomically({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    log(f"original model cached at {path}")
+    return model

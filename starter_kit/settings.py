@@ -1,0 +1,58 @@
+"""A *setting*: everything the evaluator needs to re-create one challenge setting.
+
+The data and its split, how to build the model, the recipe that trains the original and every
+oracle, the loaders' batch size and batch shape, the kit's baseline, and optionally published
+original weights. :func:`load_setting` builds one by name: ``digits`` (the default, embedded),
+``cifar10`` (the CIFAR-10 starting kit, from a local folder) and ``kaggle`` (the Kaggle folder layout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from starter_kit.baseline import kaggle_sample_unlearning
+from starter_kit.data import UnlearningData, load_digits_data
+from starter_kit.models import SmallResNet
+from starter_kit.training import DIGITS_RECIPE, Recipe
+
+
+@dataclass
+class Setting:
+    name: str
+    data: UnlearningData
+    make_model: Callable[[], nn.Module]
+    recipe: Recipe
+    batch_size: int = 64
+    dict_batches: bool = False
+    baseline: Callable = kaggle_sample_unlearning
+    baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
+    original_weights: Path | None = None     # published original weights; trained (and cached) when None
+    notes: dict = field(default_factory=dict)
+
+
+def digits_setting() -> Setting:
+    return Setting(name="digits", data=load_digits_data(), make_model=SmallResNet, recipe=DIGITS_RECIPE)
+
+
+DATASETS = ("digits", "cifar10", "kaggle")
+
+
+def load_setting(name: str, data_dir=None, **options) -> Setting:
+    """Build the setting called ``name`` (one of :data:`DATASETS`)."""
+    if name == "digits":
+        if data_dir is not None:
+            raise ValueError("the digits data ships with scikit-learn: drop --data-dir")
+        return digits_setting()
+    if name == "cifar10":
+        from starter_kit.cifar10 import cifar10_setting
+
+        return cifar10_setting(data_dir, **options)
+    if name == "kaggle":
+        from starter_kit.kaggle import kaggle_setting
+
+        return kaggle_setting(data_dir, **options)
+    raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
