@@ -25,7 +25,7 @@ from starter_kit.models import SmallResNet, fuse_states, split_fused_state
 class Recipe:
     """How a model is trained from scratch. The defaults are the digits recipe."""
 
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 32
     optimizer: str = "sgd"          # "sgd" (momentum, nesterov off) or "adam"
     lr: float = 0.05
@@ -69,18 +69,25 @@ def is_fusable(model: nn.Module) -> bool:
     return isinstance(model, SmallResNet) and model.groups == 1
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small CPU tensor to ``device`` without making the CPU wait for the GPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def augment_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The CIFAR-10 kit's augmentation on a batch: random crop with 4-pixel zero padding, random flip."""
     n, _, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4))
-    dy = torch.randint(0, 9, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 9, (n,), generator=generator).to(x.device)
+    dy = _to_device(torch.randint(0, 9, (n,), generator=generator), x.device)
+    dx = _to_device(torch.randint(0, 9, (n,), generator=generator), x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     out = padded[batch, chan, rows, cols]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    flip = _to_device(torch.rand(n, generator=generator) < 0.5, x.device)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
@@ -137,7 +144,6 @@ def _fused_copy(models: list[SmallResNet]) -> SmallResNet:
 def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], device, validation=None) -> None:
     """The training loop; ``model`` holds ``len(seeds)`` fused models (1 for an ordinary model)."""
     groups, n = len(seeds), len(targets)
-    num_classes = int(targets.max().item()) + 1
     model.to(device).train()
     channels_last = device.type == "cpu" and inputs.ndim == 4
     if channels_last:
@@ -147,7 +153,10 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch) \
         if recipe.schedule == "cosine" else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    weight = _class_weights(targets, num_classes).to(device) if recipe.class_weighted else None
+    weight = None
+    if recipe.class_weighted:
+        num_classes = getattr(model, "num_classes", None) or model.fc.out_features // groups
+        weight = _class_weights(targets, num_classes).to(device)
     best = _BestCheckpoints(model, groups, validation, device) if recipe.best_validation_from else None
     for epoch in range(1, recipe.epochs + 1):
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)  # [G, n]
@@ -208,7 +217,7 @@ class _BestCheckpoints:
             if value.ndim == 0:
                 self.state[name].copy_(value)
                 continue
-            for g in torch.flatnonzero(improved).tolist():
+            for g in torch.nonzero(improved).flatten().tolist():
                 self.state[name].chunk(self.groups)[g].copy_(value.chunk(self.groups)[g])
 
     def restore(self, model: nn.Module) -> None:

@@ -1,0 +1,48 @@
+# Every target sets up .venv from requirements.txt first (once; again when requirements.txt changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+N ?= 512
+ARGS ?=
+
+.PHONY: setup test evaluate srfl-curve bench mock-kaggle-input package package-run score-zip clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(PY) -m pip install --quiet torch torchvision
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q tests
+
+# The project's main job: SRFL, the oracle reference and the kit baseline scored like the challenge.
+evaluate: setup
+	$(PY) -m mock_evaluator --num-models $(N) $(ARGS)
+
+# The picture of "forget accuracy goes low while retain accuracy stays high" during one SRFL run.
+srfl-curve: setup
+	$(PY) -m submission.curve
+
+bench: setup
+	$(PY) benchmarks/bench_metric.py
+	$(PY) benchmarks/bench_oracles.py
+
+mock-kaggle-input: setup
+	$(PY) -m starter_kit.mock_kaggle --out mock_kaggle_input
+
+package: setup
+	$(PY) -m submission.package --out dist
+
+package-run: package
+	$(PY) -m submission.package --out dist --run --input mock_kaggle_input --count 2
+
+score-zip: setup
+	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models 2 --epochs 2 $(ARGS)
+
+clean:
+	rm -rf outputs dist .pytest_cache

@@ -1,0 +1,177 @@
+"""The evaluator's jobs and the worker-side code that runs them.
+
+A job carries only small, picklable facts (names, paths, seeds); the worker rebuilds the setting
+and the original model once per process from the :class:`Context`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mock_evaluator.figures import ModelFailure, model_figures
+from starter_kit.data import make_loaders
+from starter_kit.settings import load_setting
+from starter_kit.training import train_models
+
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every job of one evaluation shares."""
+
+    dataset: str
+    data_dir: str | None
+    setting_options: tuple          # sorted (name, value) pairs for load_setting
+    original_path: str              # the original model's state dict
+    device: str
+
+
+@dataclass(frozen=True)
+class OracleJob:
+    """Train a batch of models from scratch on the retain set (fused when the model allows it)."""
+
+    context: Context
+    seeds: tuple
+    chunk: int
+    role: str
+
+
+@dataclass(frozen=True)
+class UnlearningJob:
+    """Run one unlearning call on a fresh copy of the original model."""
+
+    context: Context
+    method: str                     # BASELINE, or the path of a submission .py file
+    index: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class RetrainTimingJob:
+    """Time one ordinary (one model at a time) retrain on the retain set."""
+
+    context: Context
+    seed: int
+
+
+@dataclass
+class JobResult:
+    figures: list = field(default_factory=list)   # one dict per model
+    seconds: list = field(default_factory=list)   # per-model wall time of the timed work
+    error: str | None = None
+
+
+@lru_cache(maxsize=2)
+def _setting(dataset: str, data_dir: str | None, options: tuple):
+    return load_setting(dataset, data_dir, **dict(options))
+
+
+@lru_cache(maxsize=2)
+def _original_state(path: str) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@lru_cache(maxsize=4)
+def load_unlearning_function(path: str):
+    """``unlearning`` from any .py file (the project root stays importable for ``starter_kit``)."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"submission file {file} does not exist")
+    if str(file.parent) not in sys.path:
+        sys.path.insert(0, str(file.parent))
+    spec = importlib.util.spec_from_file_location(f"submission_{abs(hash(str(file)))}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function = getattr(module, "unlearning", None)
+    if not callable(function):
+        raise ValueError(f"{file} defines no function `unlearning(net, retain_loader, forget_loader, validation_loader)`")
+    return function
+
+
+def _fresh_original(context: Context):
+    setting = _setting(context.dataset, context.data_dir, context.setting_options)
+    model = setting.make_model()
+    model.load_state_dict(_original_state(context.original_path))
+    return setting, model.to(context.device).eval()
+
+
+def run_job(job) -> JobResult:
+    if isinstance(job, OracleJob):
+        return _run_oracles(job)
+    if isinstance(job, UnlearningJob):
+        return _run_unlearning(job)
+    if isinstance(job, RetrainTimingJob):
+        return _time_retrain(job)
+    raise TypeError(f"unknown job {job!r}")
+
+
+def _run_oracles(job: OracleJob) -> JobResult:
+    ctx = job.context
+    setting = _setting(ctx.dataset, ctx.data_dir, ctx.setting_options)
+    start = time.perf_counter()
+    models = train_models(setting.make_model, *setting.data.retain, setting.recipe, job.seeds, ctx.device,
+                          validation=setting.data.validation)
+    seconds = (time.perf_counter() - start) / len(models)
+    return JobResult(figures=[model_figures(m, setting.data) for m in models], seconds=[seconds] * len(models))
+
+
+def _time_retrain(job: RetrainTimingJob) -> JobResult:
+    ctx = job.context
+    setting = _setting(ctx.dataset, ctx.data_dir, ctx.setting_options)
+    start = time.perf_counter()
+    train_models(setting.make_model, *setting.data.retain, setting.recipe, [job.seed], ctx.device,
+                 fuse=False, validation=setting.data.validation)
+    return JobResult(seconds=[time.perf_counter() - start])
+
+
+def check_unlearned(net, returned, original_state: dict) -> None:
+    """Raise :class:`ModelFailure` when an unlearning call broke the contract."""
+    if returned is not None and returned is not net:
+        raise ModelFailure(
+            f"unlearning() returned a {type(returned).__name__} that is not the model it was given; it must "
+            "change `net` in place (the Kaggle notebook saves `net` and ignores the return value)")
+    state = net.state_dict()
+    if list(state) != list(original_state):
+        added = sorted(set(state) - set(original_state))[:5]
+        removed = sorted(set(original_state) - set(state))[:5]
+        raise ModelFailure(f"unlearning() changed the architecture: added {added}, removed {removed}")
+    for name, value in state.items():
+        if value.shape != original_state[name].shape:
+            raise ModelFailure(f"unlearning() changed the shape of {name} from "
+                               f"{tuple(original_state[name].shape)} to {tuple(value.shape)}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ModelFailure(f"unlearning() left NaN or inf values in {name}")
+
+
+def _run_unlearning(job: UnlearningJob) -> JobResult:
+    ctx = job.context
+    setting, net = _fresh_original(ctx)
+    original_state = {k: v.clone() for k, v in net.state_dict().items()}
+    loaders = make_loaders(setting.data, setting.batch_size, seed=job.seed, dict_batches=setting.dict_batches)
+    unlearn = setting.baseline if job.method == BASELINE else load_unlearning_function(job.method)
+    torch.manual_seed(job.seed)
+    np.random.seed(job.seed % 2**32)
+    start = time.perf_counter()
+    try:
+        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation)
+        seconds = time.perf_counter() - start
+        check_unlearned(net, returned, original_state)
+        figures = model_figures(net, setting.data)
+    except ModelFailure as failure:
+        return JobResult(error=f"model {job.index}: {failure}")
+    except Exception as error:  # the submission's own bug
+        return JobResult(error=f"model {job.index}: unlearning() raised {type(error).__name__}: {error}")
+    if not math.isfinite(seconds):
+        seconds = float("nan")
+    return JobResult(figures=[figures], seconds=[seconds])

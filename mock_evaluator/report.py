@@ -1,0 +1,126 @@
+"""What an evaluation leaves behind: results.json, summary.csv, per-example CSV, PNG plots, a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
+           "retain_ratio", "test_ratio", "attack_accuracy", "time_fraction", "over_budget"]
+
+
+def summary_frame(results: dict) -> pd.DataFrame:
+    """One row per method (plus the original model's accuracies, unscored)."""
+    rows = [{"method": name, **score.summary()} for name, score in results["methods"].items()]
+    rows.append({"method": "original (not unlearned)", **results["original"]})
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in COLUMNS if c in frame] + [c for c in frame if c not in COLUMNS]]
+
+
+def per_example_frame(results: dict) -> pd.DataFrame:
+    """A row per (method, forget example): ε, points, the winning rule's family and rates."""
+    frames = []
+    for name, score in results["methods"].items():
+        frames.append(pd.DataFrame({
+            "method": name, "example": np.arange(len(score.epsilons)), "epsilon": score.epsilons,
+            "points": score.points, "rule_family": score.details["family"],
+            "rule_fpr": score.details["fpr"], "rule_fnr": score.details["fnr"],
+            "mean_confidence": score.confidences.mean(0),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "summary") and callable(value.summary):
+        return _jsonable(value.summary())
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_outputs(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[Path]:
+    """Write every file of the report into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    summary = summary_frame(results)
+    summary.to_csv(folder / "summary.csv", index=False)
+    per_example_frame(results).to_csv(folder / "per_example.csv", index=False)
+    record = _jsonable({k: v for k, v in results.items() if k != "methods"})
+    record["methods"] = {name: {**_jsonable(s.summary()),
+                                "epsilons": _jsonable(s.epsilons), "points": _jsonable(s.points),
+                                "time_fractions": _jsonable(s.time_fractions)}
+                         for name, s in results["methods"].items()}
+    (folder / "results.json").write_text(json.dumps(record, indent=2))
+    written += [folder / "summary.csv", folder / "per_example.csv", folder / "results.json"]
+    written += _plots(results, oracle_confidences, folder)
+    return written
+
+
+def _plots(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = results["methods"]
+    paths = []
+    # 1. ε histogram per method, with the bucket edges of this N
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (name, score) in zip(axes, methods.items()):
+        eps = np.minimum(score.epsilons, 10.0)
+        ax.hist(eps, bins=np.arange(0, 10.5, 0.5), color="tab:blue", edgecolor="white")
+        ax.set_title(f"{name}\nF = {score.forget_quality:.4f}")
+        ax.set_xlabel("ε per forget example (50 shown at 10)")
+    axes[0].set_ylabel("forget examples")
+    fig.tight_layout()
+    paths.append(folder / "epsilon_histogram.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    # 2. retrained vs unlearned confidences for the examples with the largest ε (the submission)
+    score = methods["submission"]
+    worst = np.argsort(-score.epsilons, kind="stable")[:6]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    for ax, example in zip(axes.flat, worst):
+        u, r = score.confidences[:, example], oracle_confidences[:, example]
+        bins = np.linspace(min(u.min(), r.min()), max(u.max(), r.max()) + 1e-9, 30)
+        ax.hist(r, bins=bins, alpha=0.6, label="retrained (oracle)", color="tab:green")
+        ax.hist(u, bins=bins, alpha=0.6, label="unlearned (submission)", color="tab:red")
+        ax.set_title(f"forget example {example}: ε = {score.epsilons[example]:.2f}")
+        ax.set_xlabel("logit-scaled confidence")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Confidence distributions of the forget examples the submission forgets worst")
+    fig.tight_layout()
+    paths.append(folder / "worst_examples_confidence.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    # 3. accuracies per method
+    frame = summary_frame(results).set_index("method")[["retain_acc", "forget_acc", "test_acc"]]
+    ax = frame.plot.bar(figsize=(8, 4), rot=0, ylim=(0, 1.05))
+    ax.set_ylabel("mean accuracy over the models")
+    ax.set_title("Accuracies per method")
+    ax.figure.tight_layout()
+    paths.append(folder / "accuracies.png")
+    ax.figure.savefig(paths[-1], dpi=110)
+    plt.close(ax.figure)
+    return paths
+
+
+def format_table(results: dict, time_budget: float) -> str:
+    frame = summary_frame(results)
+    shown = frame[["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
+                   "attack_accuracy", "time_fraction"]].copy()
+    shown["time_fraction"] = [
+        "" if pd.isna(v) else f"{v:.3f}" + (" OVER BUDGET" if v > time_budget else "") for v in shown["time_fraction"]]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")

@@ -1,0 +1,40 @@
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from starter_kit.data import load_digits_data, make_loaders  # noqa: E402
+from starter_kit.models import SmallResNet  # noqa: E402
+from starter_kit.original import load_or_train_original  # noqa: E402
+from starter_kit.training import DIGITS_RECIPE  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One cache for the whole test session (the original model and oracles are reused across tests)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits_data()
+
+
+@pytest.fixture(scope="session")
+def original(digits, cache_dir):
+    return load_or_train_original(digits, SmallResNet, DIGITS_RECIPE, cache_dir=cache_dir, log=lambda *_: None)
+
+
+@pytest.fixture
+def fresh_original(original):
+    return copy.deepcopy(original)
+
+
+@pytest.fixture
+def loaders(digits):
+    return make_loaders(digits, seed=0)

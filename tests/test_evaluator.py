@@ -1,0 +1,170 @@
+"""The mock evaluator end to end on the real digits data with small N, and its failure modes."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mock_evaluator.cli import main
+from mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
+from mock_evaluator.metric import bucket_points, per_example_epsilons
+from mock_evaluator.scoring import score_method
+from mock_evaluator.store import load_arrays, save_arrays
+
+N = 8
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(tmp_path, cache_dir, *extra, name="run"):
+    return main(["--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
+                 "--run-name", name, "--quiet", "--workers", "1", "--attack-models", "4", *extra])
+
+
+def write_submission(tmp_path, body: str, name="sub.py") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("out")
+    code = main(["--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out),
+                 "--run-name", "default", "--quiet", "--workers", "2", "--attack-models", "4"])
+    return code, out / "default"
+
+
+def test_end_to_end_writes_every_output(default_run):
+    code, folder = default_run
+    assert code == 0
+    summary = pd.read_csv(folder / "summary.csv")
+    assert {"submission", "oracle reference", "baseline"} <= set(summary["method"])
+    per_example = pd.read_csv(folder / "per_example.csv")
+    assert len(per_example) == 3 * 126 and per_example["points"].between(0, 1).all()
+    results = json.loads((folder / "results.json").read_text())
+    assert results["config"]["num_models"] == N and "torch" in results["versions"]
+    for png in ("epsilon_histogram.png", "worst_examples_confidence.png", "accuracies.png"):
+        assert (folder / png).stat().st_size > 10_000
+    rows = summary.set_index("method")
+    # SRFL forgets (forget accuracy far below the oracles'), exact retraining scores best
+    assert rows.loc["submission", "forget_acc"] < rows.loc["oracle reference", "forget_acc"] - 0.2
+    assert rows.loc["oracle reference", "final_score"] > rows.loc["submission", "final_score"]
+    assert not rows.loc["submission", "over_budget"]
+
+
+def test_same_seed_gives_identical_results(default_run, tmp_path, cache_dir):
+    _, folder = default_run
+    assert run_cli(tmp_path, cache_dir, name="again") == 0
+    first = json.loads((folder / "results.json").read_text())["methods"]
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["methods"]
+    for method in first:
+        assert first[method]["epsilons"] == again[method]["epsilons"]
+        assert first[method]["final_score"] == again[method]["final_score"]
+
+
+def test_oracles_against_themselves_get_top_points(default_run, cache_dir):
+    folder = next((Path(cache_dir) / "oracles").iterdir())
+    oracles = [load_arrays(p) for p in sorted(folder.glob("*.npz"))]
+    conf = np.concatenate([o["forget_conf"] for o in oracles])[:N]
+    eps = per_example_epsilons(conf, conf)
+    assert np.all(eps == 0) and np.all(bucket_points(eps, N) == 1.0)
+    figures = {k: np.concatenate([o[k] for o in oracles])[:N] for k in oracles[0]}
+    assert score_method("self", figures, figures, attack_models=2).final_score == 1.0
+
+
+def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
+    counter = tmp_path / "calls.txt"
+    stop = tmp_path / "stop"
+    stop.write_text("5")
+    source = f'''
+        from pathlib import Path
+        from submission.unlearning import unlearning as srfl
+
+        def unlearning(net, retain_loader, forget_loader, validation_loader):
+            counter, stop = Path({str(counter)!r}), Path({str(stop)!r})
+            calls = int(counter.read_text()) if counter.exists() else 0
+            counter.write_text(str(calls + 1))
+            if stop.exists() and calls + 1 == int(stop.read_text()):
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C during the fifth call
+            return srfl(net, retain_loader, forget_loader, validation_loader)
+    '''
+    path = write_submission(tmp_path, source)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline")
+    assert int(counter.read_text()) == 5
+    runs = next(p for p in (Path(cache_dir) / "runs").iterdir() if "submission" in p.name and
+                len(list(p.glob("*.npz"))) == 4)
+    # a truncated file is detected and redone, never read
+    victim = sorted(runs.glob("*.npz"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    stop.unlink()
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 0
+    assert int(counter.read_text()) == 5 + (N - 4) + 1  # the missing four, plus the corrupt one
+    counter.write_text("0")
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 0
+    assert int(counter.read_text()) == 0  # everything cached
+
+
+def test_store_rejects_corrupt_files(tmp_path):
+    path = tmp_path / "a.npz"
+    save_arrays(path, {"x": np.arange(5.0)})
+    assert np.array_equal(load_arrays(path)["x"], np.arange(5.0))
+    data = bytearray(path.read_bytes())
+    data[-60] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert load_arrays(path) is None and not path.exists()
+
+
+def test_cache_keys_separate_what_differs(default_run, cache_dir, digits):
+    config = EvalConfig(num_models=N, cache_dir=str(cache_dir), progress=False)
+    evaluation = Evaluation(config, log=lambda *_: None)
+    from starter_kit.settings import load_setting
+    from mock_evaluator import jobs as J
+
+    evaluation.setting = load_setting("digits")
+    evaluation.context = J.Context("digits", None, (), str(next((Path(cache_dir) / "original").iterdir())), "cpu")
+    key = evaluation._key("oracles", 64)
+    assert key == evaluation._key("oracles", 64)
+    assert key != evaluation._key("oracles", 32)
+    from starter_kit.training import Recipe
+
+    evaluation.setting.recipe = Recipe(epochs=3)
+    assert key != evaluation._key("oracles", 64)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("raise RuntimeError('boom')", "raised RuntimeError: boom"),
+    ("import torch.nn as nn\n    return nn.Linear(2, 2)", "not the model it was given"),
+    ("import torch.nn as nn\n    net.fc = nn.Linear(net.fc.in_features, 11)", "changed the shape of fc.weight"),
+    ("import torch.nn as nn\n    net.extra = nn.Linear(2, 2)", "changed the architecture"),
+    ("import torch\n    with torch.no_grad(): net.fc.weight.fill_(float('nan'))", "NaN or inf values in fc.weight"),
+    ("import torch\n    with torch.no_grad(): net.fc.bias.fill_(1e38); net.fc.weight.fill_(1e38)", "logits"),
+])
+def test_misbehaving_submissions_get_clear_messages(tmp_path, cache_dir, capsys, body, message):
+    path = write_submission(tmp_path, f"def unlearning(net, retain_loader, forget_loader, validation_loader):\n    {body}\n")
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 2
+    err = capsys.readouterr().err
+    assert "model 0" in err and message in err
+
+
+def test_missing_function_and_file(tmp_path, cache_dir, capsys):
+    path = write_submission(tmp_path, "def something_else():\n    pass\n")
+    assert run_cli(tmp_path, cache_dir, "--submission", path) == 2
+    assert "defines no function `unlearning" in capsys.readouterr().err
+    assert run_cli(tmp_path, cache_dir, "--submission", str(tmp_path / "nope.py")) == 2
+
+
+def test_over_budget_fails_unless_warn_only(tmp_path, cache_dir, capsys):
+    path = write_submission(tmp_path, """
+        import time
+        def unlearning(net, retain_loader, forget_loader, validation_loader):
+            time.sleep(1.5)
+            return net
+    """)
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline", "--time-budget", "0.05") == 1
+    assert "OVER the time budget" in capsys.readouterr().err
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline", "--time-budget", "0.05",
+                   "--warn-only") == 0
