@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
 N ?= 512
+KAGGLE_N ?= 4
 ARGS ?=
 
 .PHONY: setup test evaluate srfl-curve bench mock-kaggle-input package package-run score-zip clean
@@ -39,10 +40,10 @@ package: setup
 	$(PY) -m submission.package --out dist
 
 package-run: package
-	$(PY) -m submission.package --out dist --run --input mock_kaggle_input --count 2
+	$(PY) -m submission.package --out dist --run --input mock_kaggle_input --count $(KAGGLE_N)
 
 score-zip: setup
-	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models 2 --epochs 2 $(ARGS)
+	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models $(KAGGLE_N) --epochs 2 $(ARGS)
 
 clean:
 	rm -rf outputs dist .pytest_cache

@@ -2,7 +2,7 @@
 
 Prints models/second for both, measured in the same run on the digits retain set with the digits
 recipe, and their ratio. The issue's target: a ratio of at least 10x on a 2-core machine.
-    python benchmarks/bench_oracles.py [--fused 64] [--single 3]
+    python benchmarks/bench_oracles.py [--fused 128] [--single 3]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starter_kit.training import DIGITS_RECIPE, train_models  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fused", type=int, default=64, help="models trained at once in the fused path")
+    parser.add_argument("--fused", type=int, default=128, help="models trained at once in the fused path")
     parser.add_argument("--single", type=int, default=3, help="models trained one at a time")
     args = parser.parse_args()
     data = load_digits_data()

@@ -63,6 +63,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     score_zip = bool(argv) and argv[0] == "score-zip"
     args = _parser(score_zip).parse_args(argv[1:] if score_zip else argv)
+    from mock_evaluator.metric import num_buckets
+
+    if args.num_models >= 2 and num_buckets(args.num_models) <= 2:
+        print(f"note: with N = {args.num_models} the metric has only {num_buckets(args.num_models)} ε bucket(s), "
+              "so every example scores (almost) 0 points; use N >= 8 for a meaningful forget quality", file=sys.stderr)
     try:
         if score_zip:
             config = _config(args, submission="submission/unlearning.py")

@@ -30,7 +30,7 @@ from starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "submission": 3, "baseline": 4, "timing": 5}
-ORACLE_CHUNK = 64
+ORACLE_CHUNK = 128
 
 
 class SubmissionError(RuntimeError):
