@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 
 from mock_evaluator import jobs as J
 from mock_evaluator.executor import default_workers, make_executor
-from mock_evaluator.figures import stack_figures
+from mock_evaluator.figures import model_figures, stack_figures
 from mock_evaluator.scoring import MethodScore, score_method
 from mock_evaluator.store import load_arrays, save_arrays
-from starter_kit.original import load_or_train_original, save_state_atomically
+from starter_kit.attack import forget_vs_test_attack
+from starter_kit.original import load_or_train_original
 from starter_kit.settings import load_setting
 from starter_kit.training import cache_hash, model_key
 
@@ -108,7 +109,6 @@ class Evaluation:
                                  str(original_path), self.device)
         original = self.setting.make_model()
         original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
-        from mock_evaluator.figures import model_figures
         self.original_figures = model_figures(original.to(self.device), data)
         workers = cfg.workers or default_workers(self.device)
         self.executor = make_executor(workers)
@@ -144,7 +144,7 @@ class Evaluation:
     def _checkpoint_runs(self, zip_path: str) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
         from mock_evaluator.checkpoint_zip import read_checkpoints
-        from mock_evaluator.figures import ModelFailure, model_figures
+        from mock_evaluator.figures import ModelFailure
 
         states = read_checkpoints(zip_path, self.setting.make_model, expected_count=self.config.num_models)
         figures = []
@@ -257,7 +257,9 @@ class Evaluation:
                         "model": model_key(setting.make_model()), "batch_size": setting.batch_size,
                         "baseline": setting.baseline_name, "original": self.context.original_path,
                         "forget_size": len(setting.data.forget_idx)},
-            "original": {k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
+            "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
+                         "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
+                                                                  self.original_figures["test_loss"])},
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
             "methods": {name: score for name, score in scores.items()},

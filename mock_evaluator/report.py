@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mock_evaluator.metric import num_buckets
+
 COLUMNS = ["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
            "retain_ratio", "test_ratio", "attack_accuracy", "time_fraction", "over_budget"]
 
 
 def summary_frame(results: dict) -> pd.DataFrame:
     """One row per method (plus the original model's accuracies, unscored)."""
-    rows = [{"method": name, **score.summary()} for name, score in results["methods"].items()]
+    rows = [{"method": name, **{k: v for k, v in score.summary().items() if k != "name"}}
+            for name, score in results["methods"].items()]
     rows.append({"method": "original (not unlearned)", **results["original"]})
     frame = pd.DataFrame(rows)
     return frame[[c for c in COLUMNS if c in frame] + [c for c in frame if c not in COLUMNS]]
@@ -81,6 +84,9 @@ def _plots(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[
     for ax, (name, score) in zip(axes, methods.items()):
         eps = np.minimum(score.epsilons, 10.0)
         ax.hist(eps, bins=np.arange(0, 10.5, 0.5), color="tab:blue", edgecolor="white")
+        top = num_buckets(score.num_models) / 2
+        ax.axvline(top, color="tab:red", linestyle="--", linewidth=1)
+        ax.text(top, ax.get_ylim()[1] * 0.95, " 0 points beyond", color="tab:red", fontsize=8, va="top")
         ax.set_title(f"{name}\nF = {score.forget_quality:.4f}")
         ax.set_xlabel("ε per forget example (50 shown at 10)")
     axes[0].set_ylabel("forget examples")
