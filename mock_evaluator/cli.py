@@ -44,6 +44,8 @@ def _parser(score_zip: bool) -> argparse.ArgumentParser:
     parser.add_argument("--download", action="store_true", help="cifar10: download the data into --data-dir if missing")
     parser.add_argument("--forget-idx", default=None, help="cifar10: the kit's forget_idx.npy")
     parser.add_argument("--original-weights", default=None, help="cifar10: the kit's published original weights (.pth)")
+    parser.add_argument("--amp", action="store_true",
+                        help="CUDA: train the original and the oracles with bf16 autocast (logits stay float32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -51,7 +53,8 @@ def _parser(score_zip: bool) -> argparse.ArgumentParser:
 def _config(args, submission: str) -> EvalConfig:
     options = {name: value for name, value in (("epochs", args.epochs), ("download", args.download or None),
                                                ("forget_idx", args.forget_idx),
-                                               ("original_weights", args.original_weights)) if value is not None}
+                                               ("original_weights", args.original_weights),
+                                               ("amp", args.amp or None)) if value is not None}
     return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options, submission=submission,
                       num_models=args.num_models, seed=args.seed, device=args.device, output_dir=args.output_dir,
                       run_name=args.run_name, cache_dir=args.cache_dir, time_budget=args.time_budget,

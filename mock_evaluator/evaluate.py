@@ -10,6 +10,7 @@ the submission's runs; then scoring and the report.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -110,6 +111,12 @@ class Evaluation:
         original = self.setting.make_model()
         original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
         self.original_figures = model_figures(original.to(self.device), data)
+        if self.checkpoint_zip is not None:  # check the zip's structure before any training
+            from mock_evaluator.checkpoint_zip import iter_checkpoints
+
+            # one checkpoint in memory at a time: 512 ResNet-18 state dicts would need ~23 GB
+            states = iter_checkpoints(self.checkpoint_zip, self.setting.make_model, expected_count=cfg.num_models)
+            self._zip_states = itertools.chain([next(states)], states)
         workers = cfg.workers or default_workers(self.device)
         self.executor = make_executor(workers)
         try:
@@ -117,7 +124,7 @@ class Evaluation:
             oracle_b = self._oracles("oracle-B")
             retrain_seconds = self._time_retrain(workers)
             if self.checkpoint_zip is not None:
-                runs = {"submission": self._checkpoint_runs(self.checkpoint_zip)}
+                runs = {"submission": self._checkpoint_runs(self._zip_states)}
             else:
                 runs = {"submission": self._unlearning_runs("submission", self.submission)}
             if cfg.baseline:
@@ -141,15 +148,13 @@ class Evaluation:
         source = Path(self.checkpoint_zip).stem if self.checkpoint_zip else Path(cfg.submission).stem
         return f"{cfg.dataset}-{source}-n{cfg.num_models}-seed{cfg.seed}"
 
-    def _checkpoint_runs(self, zip_path: str) -> dict:
+    def _checkpoint_runs(self, states) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
-        from mock_evaluator.checkpoint_zip import read_checkpoints
         from mock_evaluator.figures import ModelFailure
 
-        states = read_checkpoints(zip_path, self.setting.make_model, expected_count=self.config.num_models)
         figures = []
         for index, state in enumerate(tqdm(states, desc="submission.zip: scoring checkpoints", unit="model",
-                                           disable=not self.config.progress)):
+                                           total=self.config.num_models, disable=not self.config.progress)):
             model = self.setting.make_model()
             model.load_state_dict(state)
             try:

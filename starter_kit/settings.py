@@ -8,7 +8,7 @@ original weights. :func:`load_setting` builds one by name: ``digits`` (the defau
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -41,8 +41,19 @@ def digits_setting() -> Setting:
 DATASETS = ("digits", "cifar10", "kaggle")
 
 
-def load_setting(name: str, data_dir=None, **options) -> Setting:
-    """Build the setting called ``name`` (one of :data:`DATASETS`)."""
+def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Setting:
+    """Build the setting called ``name`` (one of :data:`DATASETS`).
+
+    ``amp`` trains the original and the oracles with bf16 autocast on CUDA; every logit the scorer
+    reads is computed in float32, so scores stay comparable.
+    """
+    setting = _build_setting(name, data_dir, **options)
+    if amp:
+        setting.recipe = replace(setting.recipe, amp=True)
+    return setting
+
+
+def _build_setting(name: str, data_dir=None, **options) -> Setting:
     if name == "digits":
         if data_dir is not None:
             raise ValueError("the digits data ships with scikit-learn: drop --data-dir")

@@ -35,6 +35,7 @@ class Recipe:
     augment: str = "none"           # "none" or "crop_flip" (random 4-pixel-padded crop + horizontal flip)
     class_weighted: bool = False    # cross-entropy weighted by 1 / class count (the Kaggle recipe)
     best_validation_from: int | None = None  # keep the best-validation-accuracy checkpoint among epochs >= this (1-based)
+    amp: bool = False               # bf16 autocast for the training passes on CUDA (evaluation stays float32)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -169,7 +170,8 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
             x = batch_inputs.transpose(0, 1).reshape(b, -1, *inputs.shape[2:])              # [b, G*C, H, W]
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x).view(b, groups, -1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.amp and device.type == "cuda"):
+                logits = model(x).float().view(b, groups, -1)
             # sum over models of each model's mean loss: every model gets its own ordinary gradient
             loss = F.cross_entropy(logits.reshape(b * groups, -1), targets[idx].t().reshape(-1),
                                    weight=weight, reduction="none").view(b, groups)

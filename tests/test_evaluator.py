@@ -168,3 +168,24 @@ def test_over_budget_fails_unless_warn_only(tmp_path, cache_dir, capsys):
     assert "OVER the time budget" in capsys.readouterr().err
     assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline", "--time-budget", "0.05",
                    "--warn-only") == 0
+
+
+def test_score_zip_scores_checkpoints_with_the_same_oracles(tmp_path, cache_dir, original, capsys):
+    import zipfile
+
+    import torch
+
+    path = tmp_path / "submission.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(N):  # the untouched original, N times: it has not forgotten anything
+            with archive.open(f"unlearned_checkpoint_{i}.pth", "w") as member:
+                torch.save(original.state_dict(), member)
+    common = ["--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--quiet",
+              "--output-dir", str(tmp_path), "--workers", "1", "--attack-models", "4", "--no-baseline"]
+    assert main(["score-zip", str(path), *common, "--run-name", "zip"]) == 0
+    rows = pd.read_csv(tmp_path / "zip" / "summary.csv").set_index("method")
+    assert rows.loc["submission", "forget_acc"] == 1.0
+    assert rows.loc["submission", "forget_quality"] < rows.loc["oracle reference", "forget_quality"]
+    capsys.readouterr()
+    assert main(["score-zip", str(path), *common[:2], "--num-models", str(N + 1), *common[4:]]) == 2
+    assert f"holds {N} checkpoint(s); exactly {N + 1}" in capsys.readouterr().err
