@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -160,8 +161,9 @@ def _run_unlearning(job: UnlearningJob) -> JobResult:
     original_state = {k: v.clone() for k, v in net.state_dict().items()}
     loaders = make_loaders(setting.data, setting.batch_size, seed=job.seed, dict_batches=setting.dict_batches)
     unlearn = setting.baseline if job.method == BASELINE else load_unlearning_function(job.method)
-    torch.manual_seed(job.seed)
+    torch.manual_seed(job.seed)  # every source of randomness a submission may use is seeded per model
     np.random.seed(job.seed % 2**32)
+    random.seed(job.seed)
     start = time.perf_counter()
     try:
         returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation)
