@@ -31,7 +31,7 @@ class Recipe:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "cosine"        # cosine annealing per step, to 0 at the end
+    schedule: str = "cosine"        # "cosine": annealing per step, to 0 at the end; "constant"
     augment: str = "none"           # "none" or "crop_flip" (random 4-pixel-padded crop + horizontal flip)
     class_weighted: bool = False    # cross-entropy weighted by 1 / class count (the Kaggle recipe)
     best_validation_from: int | None = None  # keep the best-validation-accuracy checkpoint among epochs >= this (1-based)
@@ -42,8 +42,13 @@ class Recipe:
             raise ValueError(f"recipe optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.augment not in ("none", "crop_flip"):
             raise ValueError(f"recipe augment must be 'none' or 'crop_flip', got {self.augment!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"recipe schedule must be 'cosine' (per step, to 0) or 'constant', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"recipe needs epochs >= 1, batch_size >= 1 and lr > 0, got {self}")
+        if self.best_validation_from is not None and not 1 <= self.best_validation_from <= self.epochs:
+            raise ValueError(f"recipe best_validation_from must lie in [1, epochs={self.epochs}] (1-based), "
+                             f"got {self.best_validation_from}")
 
     def as_dict(self) -> dict:
         return asdict(self)
