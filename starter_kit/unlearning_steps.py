@@ -111,3 +111,192 @@ def num_classes_of(net: nn.Module) -> int:
     if fc is None or not hasattr(fc, "out_features"):
         raise ValueError(f"expected a classifier with an `fc` layer (as resnet18); {type(net).__name__} has none")
     return int(fc.out_features)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The retain fine-tuning loop and the weight surgery that the reference methods (``methods/``) and the
+# kit's baselines (``starter_kit/baseline.py``) share.
+# ----------------------------------------------------------------------------------------------------
+
+import math  # noqa: E402  (appended block)
+
+LR_SCHEDULES = ("constant", "cosine", "cosine_per_epoch")
+
+
+def lr_factor(schedule, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rate at 0-based ``step`` of ``total_steps``.
+
+    ``"constant"``; ``"cosine"``: annealed to 0 per step (``CosineAnnealingLR(T_max=total_steps)``
+    stepped every step); ``"cosine_per_epoch"``: annealed once per epoch, as the starting kit steps
+    ``CosineAnnealingLR(T_max=epochs)`` (fractional epochs allowed); or a callable
+    ``schedule(step, total_steps) -> factor``.
+    """
+    if callable(schedule):
+        return float(schedule(step, total_steps))
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    if schedule == "cosine_per_epoch":
+        epochs = total_steps / steps_per_epoch
+        return 0.5 * (1.0 + math.cos(math.pi * (step // steps_per_epoch) / epochs))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}: use one of {LR_SCHEDULES} "
+                     "or a callable (step, total_steps) -> factor")
+
+
+def steps_in(loader, epochs: float, what: str = "loader") -> int:
+    """Optimiser steps in ``epochs`` passes over ``loader`` (fractional epochs: rounded, at least 1)."""
+    if epochs <= 0:
+        raise ValueError(f"epochs must be positive, got {epochs}")
+    if len(loader) == 0:
+        raise ValueError(f"the {what} is empty: this method needs at least one batch from it")
+    return max(1, int(round(epochs * len(loader))))
+
+
+def cross_entropy_step(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The plain fine-tuning loss: cross-entropy of ``net`` on the batch."""
+    return F.cross_entropy(net(inputs), targets)
+
+
+def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, momentum: float = 0.9,
+              weight_decay: float = 5e-4, schedule="cosine", params=None, loss_fn=None, optimizer=None,
+              before_step=None, after_backward=None) -> nn.Module:
+    """Train ``net`` on ``loader``'s batches: the one fine-tuning loop of the project's methods.
+
+    ``epochs`` passes over ``loader`` (a fraction is a step cap: ``round(epochs * len(loader))`` steps;
+    the loader is re-iterated, and so re-shuffled, each time it runs out). SGD with ``momentum`` and
+    ``weight_decay`` over ``params`` (default: all of ``net``'s; the others are frozen during the loop
+    and their ``requires_grad`` restored after), or the given ``optimizer``; the learning rate of
+    every group is ``lr * lr_factor(schedule, ...)`` at each step. ``loss_fn(net, inputs, targets)``
+    gives the loss (default :func:`cross_entropy_step`); ``before_step(step, total_steps)`` runs
+    before each step (noise, masks), ``after_backward()`` between ``backward`` and the update
+    (gradient masks). Returns ``net`` in eval mode.
+    """
+    device = model_device(net)
+    total = steps_in(loader, epochs)
+    loss_fn = cross_entropy_step if loss_fn is None else loss_fn
+    all_params = list(net.parameters())
+    chosen = all_params if params is None else list(params)
+    was_trainable = [p.requires_grad for p in all_params]
+    chosen_ids = {id(p) for p in chosen}
+    for param in all_params:
+        param.requires_grad_(id(param) in chosen_ids)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(chosen, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    try:
+        net.train()
+        for step, batch in zip(range(total), cycle(loader)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_factor(schedule, step, total, len(loader))
+            if before_step is not None:
+                before_step(step, total)
+            inputs, targets = batch_on(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(net, inputs, targets).backward()
+            if after_backward is not None:
+                after_backward()
+            optimizer.step()
+    finally:
+        for param, flag in zip(all_params, was_trainable):
+            param.requires_grad_(flag)
+    net.eval()
+    return net
+
+
+class MergedBatches:
+    """A loader whose batches are ``per_step`` consecutive batches of ``loader`` concatenated.
+
+    For methods published with a larger batch than the challenge's loaders give (64): e.g. FCS's 256.
+    """
+
+    def __init__(self, loader, per_step: int):
+        if per_step < 1:
+            raise ValueError(f"per_step must be at least 1, got {per_step}")
+        self.loader, self.per_step = loader, per_step
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.loader) / self.per_step)
+
+    def __iter__(self):
+        group = []
+        for batch in self.loader:
+            group.append(split_batch(batch))
+            if len(group) == self.per_step:
+                yield torch.cat([x for x, _ in group]), torch.cat([y for _, y in group])
+                group = []
+        if group:
+            yield torch.cat([x for x, _ in group]), torch.cat([y for _, y in group])
+
+
+def reinitialise(module: nn.Module) -> None:
+    """Reset ``module`` and every submodule that has ``reset_parameters`` to its default initialisation
+    (drawn from torch's global generator; batch-norm running statistics are reset too)."""
+    for sub in module.modules():
+        if hasattr(sub, "reset_parameters"):
+            sub.reset_parameters()
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.reset_running_stats()
+
+
+def conv_weights(net: nn.Module, include_shortcuts: bool = True) -> list[tuple[str, nn.Parameter]]:
+    """``(name, weight)`` of every ``Conv2d`` of ``net`` (optionally without the shortcut ``downsample`` ones)."""
+    return [(name, module.weight) for name, module in net.named_modules()
+            if isinstance(module, nn.Conv2d) and (include_shortcuts or "downsample" not in name)]
+
+
+def is_batch_norm_parameter(net: nn.Module, name: str) -> bool:
+    owner = net.get_submodule(name.rsplit(".", 1)[0]) if "." in name else net
+    return isinstance(owner, nn.modules.batchnorm._BatchNorm)
+
+
+@torch.no_grad()
+def add_gaussian_noise(params, std: float) -> None:
+    """Add N(0, std²) noise to every element of ``params`` (torch's global generator)."""
+    for param in params:
+        param.add_(torch.randn_like(param) * std)
+
+
+def multiply_gradients(params, factors) -> callable:
+    """An ``after_backward`` hook for :func:`fine_tune`: ``param.grad *= factor`` for each pair
+    (a 0/1 mask restricts the update, as SalUn; 0.1 slows it, as MSG)."""
+    pairs = list(zip(params, factors))
+
+    def hook() -> None:
+        for param, factor in pairs:
+            if param.grad is not None:
+                param.grad.mul_(factor)
+    return hook
+
+
+def accumulated_gradients(net: nn.Module, loader, params, max_examples: int | None = None,
+                          sign: float = 1.0) -> list[torch.Tensor]:
+    """``sign`` × the gradient of the mean cross-entropy over ``loader`` (or its first ``max_examples``
+    examples, whole batches) with respect to ``params``; ``net`` is put in eval mode (no statistics
+    updated) and its own ``.grad`` fields are left untouched."""
+    device = model_device(net)
+    params = list(params)
+    totals = [torch.zeros_like(p) for p in params]
+    seen = 0
+    net.eval()
+    for batch in loader:
+        inputs, targets = batch_on(batch, device)
+        loss = F.cross_entropy(net(inputs), targets, reduction="sum")
+        for total, grad in zip(totals, torch.autograd.grad(loss, params)):
+            total.add_(grad)
+        seen += len(targets)
+        if max_examples is not None and seen >= max_examples:
+            break
+    if seen == 0:
+        raise ValueError("no examples to take gradients on: the loader is empty")
+    return [total * (sign / seen) for total in totals]
+
+
+@torch.no_grad()
+def logits_over_loader(net: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(inputs, targets, logits)`` of one pass over ``loader`` in eval mode, concatenated."""
+    device = model_device(net)
+    net.eval()
+    parts = [(x, y, net(x)) for x, y in (batch_on(b, device) for b in loader)]
+    if not parts:
+        raise ValueError("the loader is empty")
+    return tuple(torch.cat(column) for column in zip(*parts))
