@@ -1,15 +1,31 @@
-"""``python -m submission.curve``: SRFL's per-step forget and retain accuracy on the default data.
+"""``python -m submission.curve [--method srfl|alif]``: per-step forget / retain batch accuracy curves.
 
-Writes ``outputs/srfl_curve.csv`` (step, loss, facc, racc) and ``outputs/srfl_accuracy.png``: the
-accuracy of the student on each step's forget batch and retain batch (train mode, as logged during
-the run), from the cached original model on the digits data -- the picture of "forget accuracy goes
-low while retain accuracy stays (comparatively) high".
+A training picture like the one in the seed's README, for either of the project's methods (both take
+``record=`` and log one dict per step with ``step, loss, facc, racc``: the student's accuracy on the
+step's forget and retain batch, train mode). For each setting and each value of the method's option
+(SRFL: ``variant`` in submitted / seed; ALIF: ``target`` in decouple / unseen) it trains a fresh copy
+of the setting's original model and writes
+
+* ``outputs/{method}_curve.csv``: ``setting, variant, step, epoch, lr, loss, facc, racc`` (for ALIF
+  the ``variant`` column holds the target);
+* ``outputs/{method}_accuracy.png``: a panel per setting, retain (green) and forget (red) batch
+  accuracy against the step, one line style per variant;
+
+and prints the eval-mode retain / forget / test accuracy of every (setting, variant) and the
+decoupling check: mean facc and racc over the last fifth of the steps (decoupled when facc <= 0.3 and
+racc >= 0.85).
+
+Settings: ``digits`` (SmallResNet, the cached original) and ``kaggle`` (torchvision resnet18 from the
+mock Kaggle input, written with :mod:`starter_kit.mock_kaggle` if absent; dict batches of 64). The
+curves run longer than the submission defaults (:data:`METHODS`), to show the whole curve; they are
+not submission runs and need not fit the time budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 from pathlib import Path
 
 import pandas as pd
@@ -17,60 +33,159 @@ import torch
 
 from starter_kit.data import load_digits_data, make_loaders
 from starter_kit.evaluation import accuracy
-from starter_kit.models import SmallResNet
-from starter_kit.original import load_or_train_original
-from starter_kit.training import DIGITS_RECIPE
-from submission.unlearning import unlearning
+
+SETTINGS = ("digits", "kaggle")
+DECOUPLED_FORGET_MAX = 0.3
+DECOUPLED_RETAIN_MIN = 0.85
+LAST_FRACTION = 0.2
+
+# method -> where its `unlearning` lives, the option that selects the variant, its values (the first is
+# the default variant), and the curve's keyword arguments per setting ({} = the method's own defaults).
+METHODS = {
+    "srfl": {"module": "submission.unlearning", "option": "variant", "values": ("submitted", "seed"),
+             "curve": {"digits": {"epochs": 8, "lr": 1e-2}, "kaggle": {"epochs": 3, "lr": 1e-2}}},
+    "alif": {"module": "submission.alif", "option": "target", "values": ("decouple", "unseen"),
+             "curve": {"digits": {}, "kaggle": {}}},
+}
 
 
-def srfl_curve(epochs: int = 2, lr: float = 0.01, seed: int = 0, cache_dir=".cache") -> tuple[pd.DataFrame, dict]:
-    data = load_digits_data()
-    loaders = make_loaders(data, seed=seed)
-    original = load_or_train_original(data, SmallResNet, DIGITS_RECIPE, cache_dir=cache_dir)
-    net = copy.deepcopy(original)
-    torch.manual_seed(seed)
-    record: list[dict] = []
-    unlearning(net, loaders.retain, loaders.forget, loaders.validation, epochs=epochs, lr=lr, record=record)
-    final = {f"{who}_{part}": accuracy(model, getattr(loaders, part)) for who, model in (("original", original), ("srfl", net))
-             for part in ("retain", "forget", "test")}
-    return pd.DataFrame(record), final
+def method_function(method: str):
+    """The ``unlearning`` function of ``method`` (imported on demand)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {sorted(METHODS)}")
+    name = METHODS[method]["module"]
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+        raise ValueError(f"method {method!r} lives in {name.replace('.', '/')}.py, which does not exist yet") from error
+    return module.unlearning
 
 
-def plot_curve(frame: pd.DataFrame, path: Path, title: str) -> None:
+def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".cache", seed: int = 0):
+    """(original model in eval mode, loaders) of the setting ``name``."""
+    if name == "digits":
+        from starter_kit.models import SmallResNet
+        from starter_kit.original import load_or_train_original
+        from starter_kit.training import DIGITS_RECIPE
+
+        data = load_digits_data()
+        original = load_or_train_original(data, SmallResNet, DIGITS_RECIPE, cache_dir=cache_dir, log=lambda *_: None)
+        return original.eval(), make_loaders(data, seed=seed)
+    if name == "kaggle":
+        from starter_kit.kaggle import KAGGLE_BATCH_SIZE, ORIGINAL_WEIGHTS, load_kaggle_data
+        from starter_kit.mock_kaggle import write_mock_kaggle_input
+        from starter_kit.models import resnet18
+
+        kaggle_dir = Path(kaggle_dir)
+        if not (kaggle_dir / ORIGINAL_WEIGHTS).is_file():
+            write_mock_kaggle_input(kaggle_dir)
+        data = load_kaggle_data(kaggle_dir)
+        original = resnet18(num_classes=data.num_classes)
+        original.load_state_dict(torch.load(kaggle_dir / ORIGINAL_WEIGHTS, weights_only=True))
+        return original.eval(), make_loaders(data, KAGGLE_BATCH_SIZE, seed=seed, dict_batches=True)
+    raise ValueError(f"unknown setting {name!r}: choose from {SETTINGS}")
+
+
+def last_fifth(frame: pd.DataFrame) -> dict:
+    """Mean facc and racc over the last fifth of the steps (at least one step) of one run."""
+    tail = frame.sort_values("step").tail(max(1, round(len(frame) * LAST_FRACTION)))
+    facc, racc = float(tail["facc"].mean()), float(tail["racc"].mean())
+    return {"tail_facc": facc, "tail_racc": racc,
+            "decoupled": facc <= DECOUPLED_FORGET_MAX and racc >= DECOUPLED_RETAIN_MIN}
+
+
+def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides: dict | None = None,
+               kaggle_dir="mock_kaggle_input", cache_dir=".cache") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every variant of ``method`` on every setting; (per-step curve, per-run summary).
+
+    ``overrides`` replaces the curve's keyword arguments (e.g. ``{"epochs": 1}`` for a quick look).
+    """
+    unlearning = method_function(method)
+    spec = METHODS[method]
+    steps, summary = [], []
+    for setting in settings:
+        original, loaders = load_curve_setting(setting, kaggle_dir, cache_dir, seed)
+        summary.append({"setting": setting, "variant": "original", "steps": 0,
+                        **{part: accuracy(original, getattr(loaders, part)) for part in ("retain", "forget", "test")}})
+        for value in spec["values"]:
+            net = copy.deepcopy(original)
+            torch.manual_seed(seed)
+            record: list[dict] = []
+            options = {**spec["curve"].get(setting, {}), **(overrides or {})}
+            unlearning(net, loaders.retain, loaders.forget, loaders.validation,
+                       **{spec["option"]: value}, **options, record=record)
+            frame = pd.DataFrame(record).assign(setting=setting, variant=value)
+            steps.append(frame)
+            summary.append({"setting": setting, "variant": value, "steps": len(frame),
+                            **{part: accuracy(net, getattr(loaders, part)) for part in ("retain", "forget", "test")},
+                            **last_fifth(frame)})
+    curve = pd.concat(steps, ignore_index=True)
+    first = ["setting", "variant", "step"]
+    return curve[first + [c for c in curve.columns if c not in first]], pd.DataFrame(summary)
+
+
+def plot_curves(curve: pd.DataFrame, path: Path, method: str) -> None:
+    """A panel per setting: racc (green) and facc (red) against the step, a line style per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(frame["step"], frame["racc"], label="retain batch accuracy (racc)", color="tab:green")
-    ax.plot(frame["step"], frame["facc"], label="forget batch accuracy (facc)", color="tab:red")
-    ax.set_xlabel("SRFL step")
-    ax.set_ylabel("accuracy on the step's batch")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(title)
-    ax.legend()
+    settings = list(dict.fromkeys(curve["setting"]))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.2), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        part = curve[curve["setting"] == setting]
+        for style, variant in zip(styles, dict.fromkeys(part["variant"])):
+            run = part[part["variant"] == variant]
+            ax.plot(run["step"], run["racc"], style, color="tab:green", lw=1.2, label=f"retain acc ({variant})")
+            ax.plot(run["step"], run["facc"], style, color="tab:red", lw=1.2, label=f"forget acc ({variant})")
+        ax.set_title(f"{method.upper()} on {setting}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("batch accuracy (train mode)")
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser = argparse.ArgumentParser(prog="python -m submission.curve", description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=sorted(METHODS), default="srfl")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {SETTINGS}")
+    parser.add_argument("--epochs", type=int, default=None, help="override the curve's epochs on every setting")
+    parser.add_argument("--lr", type=float, default=None, help="override the curve's lr on every setting")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kaggle-dir", default="mock_kaggle_input")
+    parser.add_argument("--cache-dir", default=".cache")
     parser.add_argument("--output-dir", default="outputs")
     args = parser.parse_args(argv)
+    settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown or not settings:
+        parser.error(f"--settings takes names from {SETTINGS}, got {args.settings!r}")
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    try:
+        curve, summary = run_curves(args.method, settings, args.seed, overrides, args.kaggle_dir, args.cache_dir)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame, final = srfl_curve(args.epochs, args.lr, args.seed)
-    frame.to_csv(out / "srfl_curve.csv", index=False)
-    plot_curve(frame, out / "srfl_accuracy.png", f"SRFL on digits ({args.epochs} epochs, lr {args.lr})")
-    print("accuracy (eval mode)   retain  forget  test")
-    for who in ("original", "srfl"):
-        print(f"{who:<22} {final[who + '_retain']:.4f}  {final[who + '_forget']:.4f}  {final[who + '_test']:.4f}")
-    print(f"wrote {out / 'srfl_curve.csv'} and {out / 'srfl_accuracy.png'}")
+    curve.to_csv(out / f"{args.method}_curve.csv", index=False)
+    plot_curves(curve, out / f"{args.method}_accuracy.png", args.method)
+    option = METHODS[args.method]["option"]
+    print(f"eval-mode accuracy at the end of each curve, and the last fifth of the steps (train-mode batch accuracy)")
+    print(f"{'setting':<8} {option:<10} {'steps':>5}  retain  forget    test   last-fifth facc  racc  decoupled")
+    for row in summary.to_dict("records"):
+        tail = (f"   {row['tail_facc']:.3f}  {row['tail_racc']:.3f}  {'yes' if row['decoupled'] else 'no'}"
+                if row["variant"] != "original" else "")
+        print(f"{row['setting']:<8} {row['variant']:<10} {row['steps']:>5}  {row['retain']:.4f}  {row['forget']:.4f}  "
+              f"{row['test']:.4f}{tail}")
+    print(f"wrote {out / f'{args.method}_curve.csv'} and {out / f'{args.method}_accuracy.png'}")
 
 
 if __name__ == "__main__":
