@@ -7,8 +7,10 @@ export PYTHONPATH := $(CURDIR)
 N ?= 512
 KAGGLE_N ?= 4
 ARGS ?=
+SUBMISSION ?= submission/unlearning.py
+OPTIONS ?=
 
-.PHONY: setup test evaluate srfl-curve bench mock-kaggle-input package package-run score-zip clean
+.PHONY: setup test evaluate srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip clean clean-cache
 
 setup: $(VENV)/.installed
 
@@ -36,14 +38,20 @@ bench: setup
 mock-kaggle-input: setup
 	$(PY) -m starter_kit.mock_kaggle --out mock_kaggle_input
 
+# OPTIONS: keyword options of the packaged unlearning(), e.g. OPTIONS="--option target=unseen"
 package: setup
-	$(PY) -m submission.package --out dist
+	$(PY) -m submission.package --out dist --submission $(SUBMISSION) $(OPTIONS)
 
 package-run: package
-	$(PY) -m submission.package --out dist --run --input mock_kaggle_input --count $(KAGGLE_N)
+	$(PY) -m submission.package --out dist --submission $(SUBMISSION) $(OPTIONS) --run --input mock_kaggle_input --count $(KAGGLE_N)
 
+# The oracles use the mock input's own recipe (3 epochs, as its original; see mock_kaggle_input/mock_kaggle.json).
 score-zip: setup
-	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models $(KAGGLE_N) --epochs 2 $(ARGS)
+	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models $(KAGGLE_N) $(ARGS)
 
+# Reports and notebooks; `make clean-cache` also drops the cached original model, oracles and runs.
 clean:
 	rm -rf outputs dist .pytest_cache
+
+clean-cache: clean
+	rm -rf .cache mock_kaggle_input

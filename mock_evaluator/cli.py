@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
+from mock_evaluator.evaluate import DEFAULT_CACHE_DIR, DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from mock_evaluator.method import parse_option
 from mock_evaluator.report import format_table, write_outputs
 from starter_kit.settings import DATASETS
 
@@ -14,30 +15,68 @@ EXIT_OVER_BUDGET = 1
 EXIT_BAD_INPUT = 2
 
 
-def _parser(score_zip: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mock_evaluator" + (" score-zip" if score_zip else ""),
-        description=("Score a Kaggle-style submission.zip of unlearned checkpoints" if score_zip else
-                     "Score an unlearning function the way the NeurIPS 2023 Machine Unlearning Challenge did: "
-                     "N unlearned copies of one original model against N models retrained from scratch.")
-        + " (Use `python -m mock_evaluator score-zip --help` for scoring a submission.zip.)" * (not score_zip))
+class _SubmissionAction(argparse.Action):
+    """``--submission SPEC`` starts a new method; ``--submission-option k=v`` adds to the last one."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        entries = getattr(namespace, "submissions", None) or []
+        if option_string == "--submission":
+            entries.append([value, {}])
+        else:
+            try:
+                key, parsed = parse_option(value)
+            except ValueError as error:
+                parser.error(str(error))
+            if not entries:  # an option before any --submission belongs to the default submission
+                entries.append([DEFAULT_SUBMISSION, {}])
+            entries[-1][1][key] = parsed
+        namespace.submissions = entries
+
+
+DESCRIPTIONS = {
+    "evaluate": "Score unlearning functions the way the NeurIPS 2023 Machine Unlearning Challenge did: N unlearned "
+                "copies of one original model against N models retrained from scratch. (Subcommands: "
+                "`python -m mock_evaluator score-zip --help`, `python -m mock_evaluator leaderboard --help`.)",
+    "score-zip": "Score a Kaggle-style submission.zip of unlearned checkpoints.",
+    "leaderboard": "Score every registered method (methods/registry.py) side by side against the same oracles, "
+                   "with bootstrap intervals and rank agreement with the challenge's private leaderboard.",
+}
+
+
+def _parser(mode: str) -> argparse.ArgumentParser:
+    score_zip = mode == "score-zip"
+    parser = argparse.ArgumentParser(prog="python -m mock_evaluator" + (f" {mode}" if mode != "evaluate" else ""),
+                                     description=DESCRIPTIONS[mode])
     if score_zip:
         parser.add_argument("zip", help="the submission.zip written by the notebook")
+    elif mode == "leaderboard":
+        parser.add_argument("--methods", default=None,
+                            help="comma-separated registry names (default: every registered method)")
+        parser.add_argument("--bootstrap", type=int, default=100, help="paired-bootstrap replicates for the intervals")
     else:
-        parser.add_argument("--submission", default="submission/unlearning.py",
-                            help="a .py file defining unlearning(net, retain_loader, forget_loader, validation_loader)")
+        parser.add_argument("--submission", action=_SubmissionAction, dest="submissions", default=None,
+                            help="a .py file defining unlearning(net, retain_loader, forget_loader, validation_loader), "
+                                 "a project module (submission.alif, methods.fcs) or 'baseline'; repeat it to score "
+                                 f"several methods against the same oracles (default {DEFAULT_SUBMISSION})")
+        parser.add_argument("--submission-option", action=_SubmissionAction, dest="submissions", metavar="KEY=VALUE",
+                            help="a keyword option for the --submission before it (value: a Python literal, else a "
+                                 "string); repeatable, e.g. --submission-option lr=0.02 --submission-option variant=seed")
     parser.add_argument("--num-models", type=int, default=512, help="N: unlearned copies and retrained oracles per set (challenge: 512)")
     parser.add_argument("--dataset", choices=DATASETS, default="digits" if not score_zip else "kaggle")
     parser.add_argument("--data-dir", default=None, help="folder of the cifar10 or kaggle data")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every model's seed")
     parser.add_argument("--output-dir", default="outputs", help="reports go to OUTPUT_DIR/RUN_NAME/")
-    parser.add_argument("--run-name", default=None, help="default: DATASET-SUBMISSION-nN-seedS")
-    parser.add_argument("--cache-dir", default=".cache", help="the original model, oracles and finished runs")
+    parser.add_argument("--run-name", default=None,
+                        help="default: DATASET-SUBMISSION-nN-seedS (leaderboard: leaderboard-DATASET-nN-seedS)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                        help="the original model, oracles and finished runs (default: $UNLEARNING_CACHE_DIR or .cache)")
     parser.add_argument("--time-budget", type=float, default=0.2,
                         help="largest allowed mean unlearning time as a fraction of one retrain (challenge: about 0.2)")
     parser.add_argument("--warn-only", action="store_true", help="over budget: warn, but exit 0")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 on a CPU, 1 on a GPU)")
+    parser.add_argument("--oracle-chunk", type=int, default=ORACLE_CHUNK,
+                        help=f"oracles trained at once as one fused network (default {ORACLE_CHUNK}; part of the cache key)")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
     parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle: epochs of the training recipe")
@@ -50,12 +89,13 @@ def _parser(score_zip: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args, submission: str) -> EvalConfig:
+def _config(args, submissions) -> EvalConfig:
     options = {name: value for name, value in (("epochs", args.epochs), ("download", args.download or None),
                                                ("forget_idx", args.forget_idx),
                                                ("original_weights", args.original_weights),
                                                ("amp", args.amp or None)) if value is not None}
-    return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options, submission=submission,
+    return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options,
+                      submissions=tuple((spec, dict(opts)) for spec, opts in submissions), oracle_chunk=args.oracle_chunk,
                       num_models=args.num_models, seed=args.seed, device=args.device, output_dir=args.output_dir,
                       run_name=args.run_name, cache_dir=args.cache_dir, time_budget=args.time_budget,
                       warn_only=args.warn_only, workers=args.workers, attack_models=args.attack_models,
@@ -64,19 +104,22 @@ def _config(args, submission: str) -> EvalConfig:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    score_zip = bool(argv) and argv[0] == "score-zip"
-    args = _parser(score_zip).parse_args(argv[1:] if score_zip else argv)
+    mode = argv[0] if argv and argv[0] in ("score-zip", "leaderboard") else "evaluate"
+    score_zip = mode == "score-zip"
+    args = _parser(mode).parse_args(argv[1:] if mode != "evaluate" else argv)
     from mock_evaluator.metric import num_buckets
 
     if args.num_models >= 2 and num_buckets(args.num_models) <= 2:
         print(f"note: with N = {args.num_models} the metric has only {num_buckets(args.num_models)} ε bucket(s), "
               "so every example scores (almost) 0 points; use N >= 8 for a meaningful forget quality", file=sys.stderr)
+    if mode == "leaderboard":
+        return _leaderboard(args)
     try:
         if score_zip:
-            config = _config(args, submission="submission/unlearning.py")
+            config = _config(args, submissions=())
             evaluation = Evaluation(config, checkpoint_zip=args.zip)
         else:
-            config = _config(args, submission=args.submission)
+            config = _config(args, submissions=args.submissions or [[DEFAULT_SUBMISSION, {}]])
             evaluation = Evaluation(config)
         results = evaluation.run()
     except SubmissionError as error:
@@ -85,17 +128,56 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    return report_and_exit_code(results, evaluation, config)
+
+
+def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConfig) -> int:
+    """Write the outputs, print the table; exit 2 if any asked-for method failed, else 1 if any is over
+    budget (0 with --warn-only), else 0."""
+    for name, message in results["failures"].items():
+        print(f"\nSUBMISSION ERROR: {message}", file=sys.stderr)
     name = config.run_name or evaluation.default_run_name()
     folder = Path(config.output_dir) / name
-    written = write_outputs(results, evaluation.oracle_confidences, folder)
-    print()
-    print(format_table(results, config.time_budget))
-    print(f"\none ordinary retrain: {results['retrain_seconds']:.2f} s; "
-          f"oracle reference = exact retraining scored against the oracles at N = {config.num_models}")
-    print(f"results written to {folder}/ ({', '.join(p.name for p in written)})")
-    submission = results["methods"]["submission"]
-    if submission.over_budget:
-        print(f"\nThe submission is OVER the time budget: mean {submission.time_fraction:.3f} of a retrain "
+    scored = [m for m in evaluation.methods if m.name in results["methods"]]
+    if scored:
+        written = write_outputs(results, evaluation.oracle_confidences, folder)
+        print()
+        print(format_table(results, config.time_budget))
+        print(f"\none ordinary retrain: {results['retrain_seconds']:.2f} s (timed in this run, with every worker busy; "
+              f"time_fraction is relative to it and moves a little from run to run); oracle reference = exact "
+              f"retraining scored against the oracles at N = {config.num_models}")
+        print(f"results written to {folder}/ ({', '.join(p.name for p in written)})")
+    if results["failures"]:
+        return EXIT_BAD_INPUT
+    over = [results["methods"][m.name] for m in evaluation.submissions if results["methods"][m.name].over_budget]
+    for score in over:
+        print(f"\n{score.name} is OVER the time budget: mean {score.time_fraction:.3f} of a retrain "
               f"> {config.time_budget} (the challenge rejected such submissions).", file=sys.stderr)
-        return 0 if config.warn_only else EXIT_OVER_BUDGET
+    if over and not config.warn_only:
+        return EXIT_OVER_BUDGET
     return 0
+
+
+def _leaderboard(args) -> int:
+    from mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
+
+    try:
+        config = _config(args, submissions=())
+        config.baseline = False  # the registry has the kit fine-tunes as methods of their own
+        names = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
+        outcome = run_leaderboard(config, names, reps=args.bootstrap)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"\nERROR: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print()
+    print(format_leaderboard(outcome["frame"]))
+    ranks = outcome["ranks"]
+    if "kendall_tau" in ranks:
+        print(f"\nrank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
+              f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
+              f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f})")
+    print(f"written to {outcome['folder']}/ (leaderboard.csv, leaderboard.md, leaderboard.png, rank_transfer.csv, "
+          "rank_transfer.png, leaderboard.json)")
+    for name, message in outcome["failures"].items():
+        print(f"\nFAILED: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT if outcome["failures"] else 0

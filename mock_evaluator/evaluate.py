@@ -1,16 +1,20 @@
 """The mock evaluator: N unlearned copies against N retrained oracles, scored like the challenge.
 
-Phases (each with a progress bar, each persisting its finished models so an interruption loses
-nothing): the original model; oracle set A (the reference every method is scored against); oracle
-set B (exact retraining scored as if it were a submission: the best a method can hope for at this N);
-the time of one ordinary retrain (the efficiency rule's yardstick); the starter kit's baseline runs;
-the submission's runs; then scoring and the report.
+:class:`Evaluation` prepares once (the setting, the original model, the context every job shares) and
+then offers its phases, each with a progress bar and each persisting its finished work so an
+interruption loses nothing: oracle set A (the reference every method is scored against); oracle set B
+(exact retraining scored as if it were a submission: the best a method can hope for at this N); the time
+of one ordinary retrain (the efficiency rule's yardstick); and N unlearning runs per method. Any number
+of methods (:class:`~mock_evaluator.method.Method`) are scored against the same oracles in one run; run
+*i* of every method uses the same seed (common random numbers), so differences between methods are not
+seed noise. :meth:`Evaluation.run` does all of it and returns the results dict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,22 +25,25 @@ import torch
 from tqdm.auto import tqdm
 
 from mock_evaluator import jobs as J
-from mock_evaluator.executor import default_workers, make_executor
+from mock_evaluator.executor import Executor, default_workers, make_executor
 from mock_evaluator.figures import model_figures, stack_figures
+from mock_evaluator.method import Method, method_from_spec, zip_method
 from mock_evaluator.scoring import MethodScore, score_method
 from mock_evaluator.store import load_arrays, save_arrays
 from starter_kit.attack import forget_vs_test_attack
-from starter_kit.original import load_or_train_original
+from starter_kit.original import load_or_train_original, original_cache_path
 from starter_kit.settings import load_setting
 from starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
-ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "submission": 3, "baseline": 4, "timing": 5}
+ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
 ORACLE_CHUNK = 128
+DEFAULT_SUBMISSION = "submission/unlearning.py"
+DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
 
 
 class SubmissionError(RuntimeError):
-    """The submission broke the contract for some model; the message names it. Finished work is on disk."""
+    """A method broke the contract for some model; the message names it. Finished work is on disk."""
 
 
 @dataclass
@@ -44,13 +51,14 @@ class EvalConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     setting_options: dict = field(default_factory=dict)
-    submission: str = "submission/unlearning.py"
+    # the methods asked for: (spec, options) pairs -- a .py path, a project module, or "baseline"
+    submissions: tuple = ((DEFAULT_SUBMISSION, {}),)
     num_models: int = 512
     seed: int = 0
     device: str = "auto"
     output_dir: str = "outputs"
     run_name: str | None = None
-    cache_dir: str = ".cache"
+    cache_dir: str = DEFAULT_CACHE_DIR
     time_budget: float = 0.2
     warn_only: bool = False
     workers: int | None = None
@@ -66,6 +74,10 @@ class EvalConfig:
             raise ValueError(f"--time-budget must be positive, got {self.time_budget}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.oracle_chunk < 1:
+            raise ValueError(f"--oracle-chunk must be >= 1, got {self.oracle_chunk}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
 
 
 def resolve_device(device: str) -> str:
@@ -81,79 +93,187 @@ def seeds_for(seed: int, role: str, count: int) -> list[int]:
     return [seed * 1_000_000 + ROLE_OFFSETS[role] * 10_000 + i for i in range(count)]
 
 
-def file_digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
 class Evaluation:
-    """One evaluation run (see the module docstring); :meth:`run` returns the results dict."""
+    """One evaluation: prepared in the constructor, phases as methods, :meth:`run` for all of it.
 
-    def __init__(self, config: EvalConfig, log=print, checkpoint_zip: str | None = None):
+    ``methods``: the methods to score (default: built from ``config.submissions`` plus the kit baseline
+    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.executor.Executor`; by default
+    a local one with ``config.workers`` processes, made when first needed and closed by :meth:`close`.
+    ``checkpoint_zip``: score a Kaggle ``submission.zip`` (its structure is checked here, before any training).
+    """
+
+    def __init__(self, config: EvalConfig, methods: list[Method] | None = None, executor: Executor | None = None,
+                 log=print, checkpoint_zip: str | None = None):
         self.config, self.log = config, log
-        self.checkpoint_zip = checkpoint_zip
         self.device = resolve_device(config.device)
         self.cache = Path(config.cache_dir)
         self.timings: dict[str, float] = {}
-        self.submission = str(Path(config.submission).resolve())
-        if checkpoint_zip is None:  # fail early on a missing file, an import error or a missing function
-            J.load_unlearning_function(self.submission)
-
-    # -- phases -----------------------------------------------------------------------------------
-    def run(self) -> dict:
-        cfg = self.config
-        started = time.perf_counter()
-        self.setting = load_setting(cfg.dataset, cfg.data_dir, **cfg.setting_options)
-        data = self.setting.data
-        self.log(data.summary())
-        original_path = self._original_path()
-        self.context = J.Context(cfg.dataset, cfg.data_dir, tuple(sorted(cfg.setting_options.items())),
-                                 str(original_path), self.device)
-        original = self.setting.make_model()
-        original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
-        self.original_figures = model_figures(original.to(self.device), data)
-        if self.checkpoint_zip is not None:  # check the zip's structure before any training
+        self.setting = load_setting(config.dataset, config.data_dir, **config.setting_options)
+        if methods is None:
+            methods = self._methods_from_config(checkpoint_zip)
+        names = [m.name for m in methods]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"two methods share the name(s) {duplicates}: give them different options or files")
+        self.methods = list(methods)
+        self._zip_states = None
+        if checkpoint_zip is not None:  # check the zip's structure before any training
             from mock_evaluator.checkpoint_zip import iter_checkpoints
 
             # one checkpoint in memory at a time: 512 ResNet-18 state dicts would need ~23 GB
-            states = iter_checkpoints(self.checkpoint_zip, self.setting.make_model, expected_count=cfg.num_models)
+            states = iter_checkpoints(checkpoint_zip, self.setting.make_model, expected_count=config.num_models)
             self._zip_states = itertools.chain([next(states)], states)
-        workers = cfg.workers or default_workers(self.device)
-        self.executor = make_executor(workers)
+        self.log(self.setting.data.summary())
+        original_path = self._original_path()
+        self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
+                                 str(original_path), self.device)
+        original = self.setting.make_model()
+        original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
+        self.original_figures = model_figures(original.to(self.device), self.setting.data)
+        self._original_digest = file_digest(original_path)
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._retrain_seconds: float | None = None
+
+    def _methods_from_config(self, checkpoint_zip) -> list[Method]:
+        cfg = self.config
+        if checkpoint_zip is not None:
+            methods = [zip_method(checkpoint_zip)]
+        else:
+            methods = [method_from_spec(spec, options, baseline_function=self.setting.baseline)
+                       for spec, options in cfg.submissions]
+        if cfg.baseline and not any(m.kind == "baseline" for m in methods):
+            methods.append(method_from_spec("baseline", name="baseline", baseline_function=self.setting.baseline))
+        return methods
+
+    @property
+    def submissions(self) -> list[Method]:
+        """The methods the user asked for (everything but the kit baseline)."""
+        return [m for m in self.methods if m.kind != "baseline"]
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = make_executor(self.config.workers or default_workers(self.device))
+        return self._executor
+
+    def close(self) -> None:
+        if self._owns_executor and self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    # -- the whole run ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Oracles, the timing retrain, every method's runs, scoring. A method that breaks the contract is
+        reported in ``results["failures"]`` (the others are still scored)."""
+        started = time.perf_counter()
         try:
-            oracle_a = self._oracles("oracle-A")
-            oracle_b = self._oracles("oracle-B")
-            retrain_seconds = self._time_retrain(workers)
-            if self.checkpoint_zip is not None:
-                runs = {"submission": self._checkpoint_runs(self._zip_states)}
-            else:
-                runs = {"submission": self._unlearning_runs("submission", self.submission)}
-            if cfg.baseline:
-                runs["baseline"] = self._unlearning_runs("baseline", J.BASELINE)
+            oracle_a = self.oracles("oracle-A")
+            oracle_b = self.oracles("oracle-B")
+            retrain = self.retrain_seconds()
+            runs, failures = {}, {}
+            for method in self.methods:
+                try:
+                    runs[method.name] = self.runs(method)
+                except SubmissionError as error:
+                    failures[method.name] = str(error)
         finally:
-            self.executor.close()
+            self.close()
+        self.run_figures, self.oracle_a, self.oracle_b = runs, oracle_a, oracle_b   # for further analysis
         t = time.perf_counter()
-        scores = {"submission": score_method("submission", runs["submission"], oracle_a, cfg.attack_models,
-                                             retrain_seconds, cfg.time_budget),
-                  "oracle reference": score_method("oracle reference", oracle_b, oracle_a, cfg.attack_models)}
-        if cfg.baseline:
-            scores["baseline"] = score_method("baseline", runs["baseline"], oracle_a, cfg.attack_models,
-                                              retrain_seconds, cfg.time_budget)
+        scores = {}
+        for method in self.methods:
+            if method.name in runs:
+                scores[method.name] = score_method(method.name, runs[method.name], oracle_a, self.config.attack_models,
+                                                   retrain, self.config.time_budget)
+        scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
         self.timings["scoring"] = time.perf_counter() - t
         self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
-        return self._results(scores, oracle_a, retrain_seconds)
+        return self.results(scores, oracle_a, retrain, failures)
 
     def default_run_name(self) -> str:
         cfg = self.config
-        source = Path(self.checkpoint_zip).stem if self.checkpoint_zip else Path(cfg.submission).stem
-        return f"{cfg.dataset}-{source}-n{cfg.num_models}-seed{cfg.seed}"
+        first = self.submissions[0] if self.submissions else self.methods[0]
+        source = Path(first.target).stem if first.kind in ("file", "zip") else first.slug
+        more = f"+{len(self.submissions) - 1}" if len(self.submissions) > 1 else ""
+        return f"{cfg.dataset}-{source}{more}-n{cfg.num_models}-seed{cfg.seed}"
 
-    def _checkpoint_runs(self, states) -> dict:
+    # -- phases -----------------------------------------------------------------------------------
+    def oracles(self, role: str) -> dict:
+        """Train (or load) one set of N oracles ("oracle-A" or "oracle-B") in chunks; each chunk's figures
+        are saved as soon as it finishes (the oracle weights themselves are not kept)."""
+        cfg = self.config
+        seeds = seeds_for(cfg.seed, role, cfg.num_models)
+        chunk = cfg.oracle_chunk
+        folder = self.cache / "oracles" / f"{self.setting.name}-{self.key('oracles', chunk)}"
+        chunks = [tuple(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk)]
+        jobs = [J.OracleJob(self.context, c, i) for i, c in enumerate(chunks)]
+        return self._cached_jobs(f"{role}: retraining", role, folder,
+                                 [folder / f"seeds-{c[0]}-{c[-1]}.npz" for c in chunks], jobs)
+
+    def retrain_seconds(self) -> float:
+        """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""
+        if self._retrain_seconds is None:
+            t = time.perf_counter()
+            workers = self.executor.workers
+            jobs = [J.RetrainTimingJob(self.context, (s,)) for s in seeds_for(self.config.seed, "timing", workers)]
+            seconds = [r.seconds[0] for _, r in self.executor.map_unordered(J.run_job, jobs)]
+            self.timings["retrain_timing"] = time.perf_counter() - t
+            self._retrain_seconds = float(np.mean(seconds))
+            self.log(f"one ordinary retrain on the retain set: {self._retrain_seconds:.2f} s")
+        return self._retrain_seconds
+
+    def runs(self, method: Method) -> dict:
+        """N unlearning calls of ``method``, each on a fresh copy of the original; each model saved as it
+        finishes. Raises :class:`SubmissionError` (naming the model) when the method breaks the contract."""
+        cfg = self.config
+        if method.kind == "zip":
+            return self._checkpoint_runs(method)
+        identity = method.fingerprint if method.kind != "baseline" else (method.fingerprint, self.setting.baseline_name)
+        folder = self.cache / "runs" / f"{self.setting.name}-{method.slug}-{self.key('runs', identity)}"
+        seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
+        jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],)) for i in range(cfg.num_models)]
+        return self._cached_jobs(f"{method.name}: unlearning", method.name, folder,
+                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs)
+
+    def _cached_jobs(self, description: str, label: str, folder: Path, paths: list[Path], jobs: list) -> dict:
+        """Load what ``paths`` already hold, run the missing jobs (progress bar), save each result as it
+        comes, and return the arrays of all of them concatenated in order."""
+        cfg = self.config
+        results = [load_arrays(path) for path in paths]
+        todo = [job for job, result in zip(jobs, results) if result is None]
+        t = time.perf_counter()
+        if not todo:
+            self.log(f"{label}: {cfg.num_models} models loaded from the cache ({folder})")
+        else:
+            bar = tqdm(total=cfg.num_models, desc=description, unit="model", disable=not cfg.progress,
+                       initial=cfg.num_models - sum(len(job.seeds) for job in todo))
+            error = None
+            try:
+                for job, result in self.executor.map_unordered(J.run_job, todo):
+                    if result.error is not None:
+                        error = result.error
+                        break
+                    arrays = result.arrays(job)
+                    save_arrays(paths[job.slot], arrays)
+                    results[job.slot] = arrays
+                    bar.update(len(job.seeds))
+            finally:
+                bar.close()
+            if error is not None:
+                done = sum(r is not None for r in results)
+                raise SubmissionError(f"{label} failed on {error}\n{done} of {len(paths)} finished results are saved "
+                                      f"in {folder}; fix the problem and run again to continue from there.")
+        self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - t
+        return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+
+    def _checkpoint_runs(self, method: Method) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
         from mock_evaluator.figures import ModelFailure
 
         figures = []
-        for index, state in enumerate(tqdm(states, desc="submission.zip: scoring checkpoints", unit="model",
+        for index, state in enumerate(tqdm(self._zip_states, desc=f"{method.name}: scoring checkpoints", unit="model",
                                            total=self.config.num_models, disable=not self.config.progress)):
             model = self.setting.make_model()
             model.load_state_dict(state)
@@ -168,96 +288,27 @@ class Evaluation:
         if setting.original_weights is not None:
             return Path(setting.original_weights)
         t = time.perf_counter()
-        from starter_kit.original import original_cache_path
-
         path = original_cache_path(setting.data, setting.make_model, setting.recipe, 0, self.cache)
         load_or_train_original(setting.data, setting.make_model, setting.recipe, 0, self.cache, self.device, self.log)
         self.timings["original"] = time.perf_counter() - t
         return path
 
-    def _key(self, *parts) -> str:
+    def key(self, *parts) -> str:
+        """The cache key of everything that determines a result: data, model, recipe, original weights,
+        device, library versions, and ``parts`` (the phase, the chunk size or the method's fingerprint)."""
         s = self.setting
-        return cache_hash(s.data.fingerprint(), model_key(s.make_model()), s.recipe.as_dict(),
-                          file_digest(self.context.original_path), self.device,
-                          torch.__version__.split("+")[0], np.__version__, *parts)
-
-    def _oracles(self, role: str) -> dict:
-        """Train (or load) one set of N oracles in chunks; every finished chunk is saved at once."""
-        cfg = self.config
-        seeds = seeds_for(cfg.seed, role, cfg.num_models)
-        chunk = cfg.oracle_chunk
-        folder = self.cache / "oracles" / f"{self.setting.name}-{self._key('oracles', chunk)}"
-        chunks = [tuple(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk)]
-        paths = [folder / f"seeds-{c[0]}-{c[-1]}.npz" for c in chunks]
-        results = {i: load_arrays(p) for i, p in enumerate(paths)}
-        todo = [J.OracleJob(self.context, c, i, role) for i, c in enumerate(chunks) if results[i] is None]
-        t = time.perf_counter()
-        if todo:
-            bar = tqdm(total=cfg.num_models, desc=f"{role}: retraining", unit="model", disable=not cfg.progress,
-                       initial=cfg.num_models - sum(len(j.seeds) for j in todo))
-            for job, result in self.executor.map_unordered(J.run_job, todo):
-                arrays = stack_figures(result.figures)
-                arrays["seconds"] = np.array(result.seconds)
-                arrays["seeds"] = np.array(job.seeds)
-                save_arrays(paths[job.chunk], arrays)
-                results[job.chunk] = arrays
-                bar.update(len(job.seeds))
-            bar.close()
-        else:
-            self.log(f"{role}: {cfg.num_models} oracles loaded from the cache ({folder})")
-        self.timings[role] = time.perf_counter() - t
-        return {name: np.concatenate([results[i][name] for i in range(len(chunks))]) for name in results[0]}
-
-    def _time_retrain(self, workers: int) -> float:
-        """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""
-        t = time.perf_counter()
-        timing_jobs = [J.RetrainTimingJob(self.context, s) for s in seeds_for(self.config.seed, "timing", workers)]
-        seconds = [r.seconds[0] for _, r in self.executor.map_unordered(J.run_job, timing_jobs)]
-        self.timings["retrain_timing"] = time.perf_counter() - t
-        self.log(f"one ordinary retrain on the retain set: {np.mean(seconds):.2f} s")
-        return float(np.mean(seconds))
-
-    def _unlearning_runs(self, role: str, method: str) -> dict:
-        """N unlearning calls, each on a fresh copy of the original; each model saved as it finishes."""
-        cfg = self.config
-        identity = file_digest(method) if method != J.BASELINE else self.setting.baseline_name
-        folder = self.cache / "runs" / f"{self.setting.name}-{role}-{self._key('runs', role, identity)}"
-        seeds = seeds_for(cfg.seed, role, cfg.num_models)
-        paths = [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)]
-        results = {i: load_arrays(p) for i, p in enumerate(paths)}
-        todo = [J.UnlearningJob(self.context, method, i, seeds[i]) for i in range(cfg.num_models) if results[i] is None]
-        t = time.perf_counter()
-        if todo:
-            bar = tqdm(total=cfg.num_models, desc=f"{role}: unlearning", unit="model", disable=not cfg.progress,
-                       initial=cfg.num_models - len(todo))
-            errors = []
-            for job, result in self.executor.map_unordered(J.run_job, todo):
-                if result.error is not None:
-                    errors.append(result.error)
-                    break
-                arrays = stack_figures(result.figures)
-                arrays["seconds"] = np.array(result.seconds)
-                arrays["seeds"] = np.array([job.seed])
-                save_arrays(paths[job.index], arrays)
-                results[job.index] = arrays
-                bar.update(1)
-            bar.close()
-            if errors:
-                done = sum(r is not None for r in results.values())
-                raise SubmissionError(f"{role} ({method}) failed on {errors[0]}\n"
-                                      f"{done} finished models are saved in {folder}; fix the problem and run again "
-                                      "to continue from there.")
-        else:
-            self.log(f"{role}: {cfg.num_models} unlearning runs loaded from the cache ({folder})")
-        self.timings[role] = time.perf_counter() - t
-        return {name: np.concatenate([results[i][name] for i in range(cfg.num_models)]) for name in results[0]}
+        return cache_hash(s.data.fingerprint(), model_key(s.make_model()), s.recipe.as_dict(), self._original_digest,
+                          self.device, torch.__version__.split("+")[0], np.__version__, *parts)
 
     # -- results ----------------------------------------------------------------------------------
-    def _results(self, scores: dict[str, MethodScore], oracle_a: dict, retrain_seconds: float) -> dict:
+    def results(self, scores: dict[str, MethodScore], oracle_a: dict, retrain_seconds: float,
+                failures: dict[str, str] | None = None) -> dict:
         cfg = self.config
         setting = self.setting
         return {
-            "config": {**asdict(cfg), "device_resolved": self.device, "submission_resolved": self.submission},
+            "config": {**asdict(cfg), "device_resolved": self.device},
+            "methods_asked": [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),
+                               "fingerprint": m.fingerprint} for m in self.methods],
             "setting": {"name": setting.name, "data": setting.data.summary(), "recipe": setting.recipe.as_dict(),
                         "model": model_key(setting.make_model()), "batch_size": setting.batch_size,
                         "baseline": setting.baseline_name, "original": self.context.original_path,
@@ -267,10 +318,20 @@ class Evaluation:
                                                                   self.original_figures["test_loss"])},
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
-            "methods": {name: score for name, score in scores.items()},
+            "methods": scores,
+            "failures": failures or {},
             "seeds": {role: [seeds_for(cfg.seed, role, cfg.num_models)[0], seeds_for(cfg.seed, role, cfg.num_models)[-1]]
                       for role in ROLE_OFFSETS},
             "timings_seconds": self.timings,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "platform": platform.platform()},
         }
+
+
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -1,8 +1,8 @@
 """A small executor interface: run independent jobs, hand back each result as it finishes.
 
 A *job* is one model or one batch of models; :func:`mock_evaluator.jobs.run_job` turns it into its
-figures. The evaluator only needs ``map_unordered``, so the same jobs could run on a cluster engine
-by adding another executor here.
+figures. The evaluator needs only the :class:`Executor` protocol (``map_unordered`` and ``close``), so
+another engine plugs in without touching the evaluator's phases.
 """
 
 from __future__ import annotations
@@ -10,7 +10,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
+
+
+class Executor(Protocol):
+    """What the evaluator asks of an engine."""
+
+    workers: int
+
+    def map_unordered(self, fn: Callable, jobs: Iterable) -> Iterator[tuple[object, object]]:
+        """Run ``fn(job)`` for every job; yield ``(job, result)`` pairs as they finish, in any order.
+        Closing the iterator early drops the jobs that have not started."""
+
+    def close(self) -> None:
+        """Release the workers."""
 
 
 def _init_worker(threads: int) -> None:

@@ -7,25 +7,20 @@ and the original model once per process from the :class:`Context`.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mock_evaluator.figures import ModelFailure, model_figures
+from mock_evaluator.figures import ModelFailure, model_figures, stack_figures
+from mock_evaluator.method import Method, load_function
 from starter_kit.data import make_loaders
 from starter_kit.settings import load_setting
 from starter_kit.training import train_models
-
-BASELINE = "baseline"
-
 
 @dataclass(frozen=True)
 class Context:
@@ -44,18 +39,23 @@ class OracleJob:
 
     context: Context
     seeds: tuple
-    chunk: int
-    role: str
+    slot: int                       # which chunk of the oracle set
+
+    def describe(self) -> str:
+        return f"oracles {self.seeds[0]}..{self.seeds[-1]}"
 
 
 @dataclass(frozen=True)
 class UnlearningJob:
-    """Run one unlearning call on a fresh copy of the original model."""
+    """Run one unlearning call of ``method`` on a fresh copy of the original model."""
 
     context: Context
-    method: str                     # BASELINE, or the path of a submission .py file
-    index: int
-    seed: int
+    method: Method
+    slot: int                       # the model index i (0 .. N-1)
+    seeds: tuple                    # (seed,): run i of every method uses the same seed
+
+    def describe(self) -> str:
+        return f"model {self.slot}"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,11 @@ class RetrainTimingJob:
     """Time one ordinary (one model at a time) retrain on the retain set."""
 
     context: Context
-    seed: int
+    seeds: tuple
+    slot: int = 0
+
+    def describe(self) -> str:
+        return f"the timing retrain (seed {self.seeds[0]})"
 
 
 @dataclass
@@ -71,6 +75,10 @@ class JobResult:
     figures: list = field(default_factory=list)   # one dict per model
     seconds: list = field(default_factory=list)   # per-model wall time of the timed work
     error: str | None = None
+
+    def arrays(self, job) -> dict:
+        """What the evaluator stores for this job: the stacked figures, the timings, the seeds."""
+        return {**stack_figures(self.figures), "seconds": np.array(self.seconds), "seeds": np.array(job.seeds)}
 
 
 @lru_cache(maxsize=2)
@@ -81,23 +89,6 @@ def _setting(dataset: str, data_dir: str | None, options: tuple):
 @lru_cache(maxsize=2)
 def _original_state(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-@lru_cache(maxsize=4)
-def load_unlearning_function(path: str):
-    """``unlearning`` from any .py file (the project root stays importable for ``starter_kit``)."""
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise FileNotFoundError(f"submission file {file} does not exist")
-    if str(file.parent) not in sys.path:
-        sys.path.insert(0, str(file.parent))
-    spec = importlib.util.spec_from_file_location(f"submission_{abs(hash(str(file)))}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    function = getattr(module, "unlearning", None)
-    if not callable(function):
-        raise ValueError(f"{file} defines no function `unlearning(net, retain_loader, forget_loader, validation_loader)`")
-    return function
 
 
 def _fresh_original(context: Context):
@@ -131,7 +122,7 @@ def _time_retrain(job: RetrainTimingJob) -> JobResult:
     ctx = job.context
     setting = _setting(ctx.dataset, ctx.data_dir, ctx.setting_options)
     start = time.perf_counter()
-    train_models(setting.make_model, *setting.data.retain, setting.recipe, [job.seed], ctx.device,
+    train_models(setting.make_model, *setting.data.retain, setting.recipe, list(job.seeds), ctx.device,
                  fuse=False, validation=setting.data.validation)
     return JobResult(seconds=[time.perf_counter() - start])
 
@@ -159,21 +150,23 @@ def _run_unlearning(job: UnlearningJob) -> JobResult:
     ctx = job.context
     setting, net = _fresh_original(ctx)
     original_state = {k: v.clone() for k, v in net.state_dict().items()}
-    loaders = make_loaders(setting.data, setting.batch_size, seed=job.seed, dict_batches=setting.dict_batches)
-    unlearn = setting.baseline if job.method == BASELINE else load_unlearning_function(job.method)
-    torch.manual_seed(job.seed)  # every source of randomness a submission may use is seeded per model
-    np.random.seed(job.seed % 2**32)
-    random.seed(job.seed)
+    seed = job.seeds[0]
+    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    method = job.method
+    unlearn = setting.baseline if method.kind == "baseline" else load_function(method.kind, method.target)
+    torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
     start = time.perf_counter()
     try:
-        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation)
+        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
         seconds = time.perf_counter() - start
         check_unlearned(net, returned, original_state)
         figures = model_figures(net, setting.data)
     except ModelFailure as failure:
-        return JobResult(error=f"model {job.index}: {failure}")
+        return JobResult(error=f"{job.describe()}: {failure}")
     except Exception as error:  # the submission's own bug
-        return JobResult(error=f"model {job.index}: unlearning() raised {type(error).__name__}: {error}")
+        return JobResult(error=f"{job.describe()}: unlearning() raised {type(error).__name__}: {error}")
     if not math.isfinite(seconds):
         seconds = float("nan")
     return JobResult(figures=[figures], seconds=[seconds])

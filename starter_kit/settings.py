@@ -8,6 +8,7 @@ original weights. :func:`load_setting` builds one by name: ``digits`` (the defau
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -53,17 +54,36 @@ def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Sett
     return setting
 
 
-def _build_setting(name: str, data_dir=None, **options) -> Setting:
+def _builder(name: str) -> Callable[..., Setting]:
     if name == "digits":
-        if data_dir is not None:
-            raise ValueError("the digits data ships with scikit-learn: drop --data-dir")
-        return digits_setting()
+        return digits_setting
     if name == "cifar10":
         from starter_kit.cifar10 import cifar10_setting
 
-        return cifar10_setting(data_dir, **options)
+        return cifar10_setting
     if name == "kaggle":
         from starter_kit.kaggle import kaggle_setting
 
-        return kaggle_setting(data_dir, **options)
+        return kaggle_setting
     raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+
+
+def setting_options(name: str) -> list[str]:
+    """The options the setting called ``name`` takes (beyond ``data_dir`` and ``amp``)."""
+    parameters = inspect.signature(_builder(name)).parameters
+    return [p for p, v in parameters.items() if p != "data_dir" and v.kind in
+            (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+def _build_setting(name: str, data_dir=None, **options) -> Setting:
+    builder = _builder(name)
+    unknown = sorted(set(options) - set(setting_options(name)))
+    if unknown:
+        takes = setting_options(name)
+        raise ValueError(f"the {name} setting does not take the option(s) {', '.join(unknown)} "
+                         f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'}); drop them")
+    if name == "digits":
+        if data_dir is not None:
+            raise ValueError("the digits data ships with scikit-learn: drop --data-dir")
+        return builder(**options)
+    return builder(data_dir, **options)

@@ -17,8 +17,8 @@ def test_cifar10_end_to_end_with_two_models(tmp_path):
     assert code == 0
     folder = tmp_path / "out" / "cifar"
     summary = pd.read_csv(folder / "summary.csv").set_index("method")
-    assert {"submission", "oracle reference", "baseline"} <= set(summary.index)
+    assert {"unlearning", "oracle reference", "baseline"} <= set(summary.index)
     results = json.loads((folder / "results.json").read_text())
     assert results["setting"]["name"] == "cifar10" and results["setting"]["forget_size"] == 20
-    assert len(results["methods"]["submission"]["epsilons"]) == 20
+    assert len(results["methods"]["unlearning"]["epsilons"]) == 20
     assert (folder / "epsilon_histogram.png").exists()

@@ -185,3 +185,21 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "dist" / "submission.ipynb").is_file()
     assert main(["--out", str(tmp_path / "dist"), "--run", "--input", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_packaging_another_method_with_options(tmp_path, capsys):
+    out = tmp_path / "dist"
+    assert main(["--out", str(out), "--submission", "submission/unlearning.py", "--option", "variant=seed",
+                 "--option", "epochs=3"]) == 0
+    import nbformat
+
+    notebook = nbformat.read(str(out / "submission.ipynb"), as_version=4)
+    sources = "\n".join(cell.source for cell in notebook.cells)
+    assert "UNLEARNING_OPTIONS = {'variant': 'seed', 'epochs': 3}" in sources
+    assert "**UNLEARNING_OPTIONS)" in sources
+    assert main(["--out", str(out), "--option", "no_such_option=1"]) == 2
+    assert "does not accept option(s) ['no_such_option']" in capsys.readouterr().err
+    outside = tmp_path / "mine.py"
+    outside.write_text("def unlearning(net, retain_loader, forget_loader, validation_loader):\n    return net\n")
+    assert main(["--out", str(out), "--submission", str(outside)]) == 2
+    assert "lies outside the project" in capsys.readouterr().err

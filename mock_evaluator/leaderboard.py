@@ -1,0 +1,191 @@
+"""``python -m mock_evaluator leaderboard``: every registered method scored side by side, with uncertainty.
+
+Every method of :mod:`methods.registry` (or ``--methods a,b,c``) runs N times against the same cached
+oracle set A with the same seeds (run *i* of every method shares its seed), next to the oracle reference
+(exact retraining, oracle set B) and the untouched original. Runs are cached and resumable exactly as in
+``make evaluate``: a second call with one new method trains only that method's runs. Each final score and
+F carries a paired-bootstrap interval (:mod:`mock_evaluator.uncertainty`); neighbouring rows say whether
+their difference is larger than that uncertainty; Kendall's τ and Spearman's ρ compare the order of the
+Kaggle methods (plus the Kaggle sample fine-tune) with the challenge's private leaderboard.
+
+Outputs in ``OUTPUT_DIR/leaderboard-<dataset>-n<N>-seed<S>/``: ``leaderboard.csv``, ``leaderboard.md``,
+``leaderboard.png``, ``rank_transfer.csv``, ``rank_transfer.png`` and ``leaderboard.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mock_evaluator.evaluate import EvalConfig, Evaluation
+from mock_evaluator.figures import stack_figures
+from mock_evaluator.method import Method, method_from_spec
+from mock_evaluator.scoring import score_method
+from mock_evaluator.uncertainty import bootstrap_scores, interval, rank_agreement, separated
+
+ORACLE = "oracle reference"
+ORIGINAL = "original (not unlearned)"
+COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high", "forget_quality", "f_low", "f_high",
+           "retain_acc", "forget_acc", "test_acc", "attack_accuracy", "time_fraction", "over_budget",
+           "separated_from_next", "private_rank", "description"]
+
+
+def registered_methods(names: list[str] | None = None) -> list[Method]:
+    """The registry's methods (all, or ``names`` in that order); an unknown name lists the known ones."""
+    from methods.registry import METHODS, get_entry
+
+    entries = [get_entry(name) for name in (names or list(METHODS))]
+    return [method_from_spec(entry.module, entry.options, name=entry.name) for entry in entries]
+
+
+def leaderboard_folder(config: EvalConfig) -> Path:
+    return Path(config.output_dir) / (config.run_name or f"leaderboard-{config.dataset}-n{config.num_models}-seed{config.seed}")
+
+
+def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: int = 100, log=print) -> dict:
+    """Score the methods, bootstrap the intervals, write every output; return ``{"frame", "ranks", "folder",
+    "failures", "results"}``."""
+    from methods.registry import METHODS
+
+    methods = registered_methods(names)
+    evaluation = Evaluation(config, methods=methods, log=log)
+    results = evaluation.run()
+    n = config.num_models
+    figures = {name: evaluation.run_figures[name] for name in results["methods"] if name in evaluation.run_figures}
+    figures[ORACLE] = evaluation.oracle_b
+    figures[ORIGINAL] = stack_figures([evaluation.original_figures] * n)
+    scores = dict(results["methods"])
+    scores[ORIGINAL] = score_method(ORIGINAL, figures[ORIGINAL], evaluation.oracle_a, config.attack_models)
+    log(f"bootstrapping {reps} replicates of {len(figures)} rows ...")
+    boot = bootstrap_scores(figures, evaluation.oracle_a, reps, seed=config.seed)
+    rows = []
+    for name, score in scores.items():
+        entry = METHODS.get(name)
+        (final_low, final_high), (f_low, f_high) = interval(boot[name][:, 0]), interval(boot[name][:, 1])
+        rows.append({
+            "method": name, "family": entry.family if entry else ("reference" if name == ORACLE else "original"),
+            "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
+            "forget_quality": score.forget_quality, "f_low": f_low, "f_high": f_high,
+            "retain_acc": score.retain_acc, "forget_acc": score.forget_acc, "test_acc": score.test_acc,
+            "attack_accuracy": score.attack_accuracy, "time_fraction": score.time_fraction,
+            "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
+            "description": entry.description if entry else
+            ("exact retraining (oracle set B) scored like a method" if name == ORACLE else "the model before unlearning"),
+        })
+    frame = pd.DataFrame(rows).sort_values("final_score", ascending=False, kind="stable").reset_index(drop=True)
+    frame["rank"] = np.arange(1, len(frame) + 1)
+    frame["separated_from_next"] = [separated(boot[a][:, 0], boot[b][:, 0]) if b is not None else None
+                                    for a, b in zip(frame["method"], list(frame["method"][1:]) + [None])]
+    frame = frame[COLUMNS]
+    ranked = {name: METHODS[name].private_rank for name in METHODS if METHODS[name].private_rank is not None}
+    final = dict(zip(frame["method"], frame["final_score"]))
+    try:
+        ranks = rank_agreement(final, ranked)
+    except ValueError as error:  # fewer than three ranked methods were asked for
+        ranks = {"note": str(error)}
+    folder = leaderboard_folder(config)
+    write_leaderboard(frame, ranks, results, folder, reps)
+    return {"frame": frame, "ranks": ranks, "folder": folder, "failures": results["failures"], "results": results}
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs
+# ------------------------------------------------------------------------------------------------
+
+def _fmt(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown table, ready to paste."""
+    header = ["#", "method", "final score [95% CI]", "F [95% CI]", "retain", "forget", "test", "attack",
+              "time frac.", "> next?", "private rank"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in frame.itertuples():
+        time = _fmt(row.time_fraction, 3) + (" **OVER**" if row.over_budget else "")
+        lines.append("| " + " | ".join([
+            str(row.rank), row.method,
+            f"{row.final_score:.4f} [{row.final_low:.4f}, {row.final_high:.4f}]",
+            f"{row.forget_quality:.4f} [{row.f_low:.4f}, {row.f_high:.4f}]",
+            _fmt(row.retain_acc, 3), _fmt(row.forget_acc, 3), _fmt(row.test_acc, 3), _fmt(row.attack_accuracy, 3),
+            time, _fmt(row.separated_from_next), _fmt(row.private_rank)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: Path, reps: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "leaderboard.csv", index=False)
+    (folder / "leaderboard.md").write_text(markdown_table(frame))
+    transfer = pd.DataFrame([{"method": m, "mock_rank": ranks["mock_rank"][m], "private_rank": ranks["reference_rank"][m]}
+                             for m in ranks.get("methods", [])])
+    transfer.to_csv(folder / "rank_transfer.csv", index=False)
+    from mock_evaluator.report import _jsonable
+
+    record = {"ranks": ranks, "bootstrap_replicates": reps, "failures": results["failures"],
+              "retrain_seconds": results["retrain_seconds"], "config": _jsonable(results["config"]),
+              "timings_seconds": results["timings_seconds"], "versions": results["versions"],
+              "rows": json.loads(frame.to_json(orient="records"))}
+    (folder / "leaderboard.json").write_text(json.dumps(record, indent=2))
+    paths = [folder / name for name in ("leaderboard.csv", "leaderboard.md", "rank_transfer.csv", "leaderboard.json")]
+    return paths + _plots(frame, transfer, ranks, folder)
+
+
+def _plots(frame: pd.DataFrame, transfer: pd.DataFrame, ranks: dict, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"kaggle": "tab:blue", "classic": "tab:gray", "ours": "tab:purple", "baseline": "tab:orange",
+               "reference": "tab:green", "original": "black"}
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(frame) + 1.5))
+    y = np.arange(len(frame))[::-1]
+    errors = np.vstack([frame["final_score"] - frame["final_low"], frame["final_high"] - frame["final_score"]]).clip(0)
+    ax.barh(y, frame["final_score"], xerr=errors, color=[colours.get(f, "tab:gray") for f in frame["family"]],
+            capsize=3, alpha=0.85)
+    labels = [f"{m}  (OVER BUDGET)" if o is True else m for m, o in zip(frame["method"], frame["over_budget"])]
+    ax.set_yticks(y, labels, fontsize=8)
+    for tick, over in zip(ax.get_yticklabels(), frame["over_budget"]):
+        if over is True:
+            tick.set_color("tab:red")
+    oracle = frame.loc[frame["method"] == ORACLE, "final_score"]
+    if len(oracle):
+        ax.axvline(float(oracle.iloc[0]), color="tab:green", linestyle="--", linewidth=1, label="oracle reference")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("final score (bars: 95% paired-bootstrap interval)")
+    ax.set_title("Leaderboard: the challenge's metric on this setting")
+    fig.tight_layout()
+    paths = [folder / "leaderboard.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    if len(transfer):
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        ax.scatter(transfer["private_rank"], transfer["mock_rank"])
+        for row in transfer.itertuples():
+            ax.annotate(row.method, (row.private_rank, row.mock_rank), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("private leaderboard rank (challenge)")
+        ax.set_ylabel("rank here (among these methods)")
+        ax.set_title(f"Kendall τ = {ranks['kendall_tau']:.2f} (p = {ranks['kendall_p']:.2f}), "
+                     f"Spearman ρ = {ranks['spearman_rho']:.2f}", fontsize=9)
+        fig.tight_layout()
+        paths.append(folder / "rank_transfer.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def format_leaderboard(frame: pd.DataFrame) -> str:
+    shown = frame[["rank", "method", "final_score", "final_low", "final_high", "forget_quality", "retain_acc",
+                   "forget_acc", "test_acc", "time_fraction", "separated_from_next"]].copy()
+    shown["time_fraction"] = ["" if pd.isna(v) else f"{v:.3f}" + (" OVER" if o is True else "")
+                              for v, o in zip(frame["time_fraction"], frame["over_budget"])]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")

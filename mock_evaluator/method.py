@@ -1,0 +1,249 @@
+"""A method is a value: a name, where its ``unlearning`` function comes from, keyword options, a fingerprint.
+
+Built from a spec (:func:`method_from_spec`):
+
+* a path to a ``.py`` file that defines ``unlearning(net, retain_loader, forget_loader, validation_loader)``;
+* a module of the project, by dotted name (``submission.alif``, ``methods.fcs``);
+* ``baseline``: the setting's starter-kit baseline (the Kaggle sample fine-tune on digits and Kaggle, the
+  CIFAR-10 kit's on CIFAR-10).
+
+Options (``--submission-option key=value``) are parsed as Python literals and passed to ``unlearning`` as
+keywords; one the function does not accept is an error before any training. The fingerprint hashes the
+method's source, every module it imports from the project or from its own folder (transitively, found by
+reading the ``import`` statements), and its options: edit any of those and its cached runs are redone; edit
+an unrelated file and they are reused. Code loaded dynamically (``importlib.import_module(name_in_a_string)``)
+is not seen: name such files in a normal import, or clear the cache.
+
+A :class:`Method` holds only strings and tuples, so it travels to worker processes and cluster tasks.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "baseline"
+POSITIONAL = ("net", "retain_loader", "forget_loader", "validation_loader")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One unlearning method as the evaluator runs it."""
+
+    name: str                 # the row name in every report, e.g. "unlearning[variant=seed]"
+    kind: str                 # "file", "module", "baseline" or "zip" (checkpoints, no function)
+    target: str               # the file path, the module name, "baseline" or the zip path
+    options: tuple = ()       # sorted (key, value) pairs passed as keywords
+    fingerprint: str = ""     # source closure + options; part of the runs' cache key
+
+    @property
+    def option_dict(self) -> dict:
+        return dict(self.options)
+
+    @property
+    def slug(self) -> str:
+        """The name made safe for a folder name."""
+        return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in self.name)[:80]
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``"lr=0.02"`` -> ``("lr", 0.02)``; the value is a Python literal, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError(f"--submission-option {text!r}: write it as key=value with a Python identifier as the key "
+                         "(e.g. lr=0.02, variant=seed, stages=('layer1',))")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return key, value
+
+
+def _format_value(value) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def display_name(base: str, options: dict) -> str:
+    if not options:
+        return base
+    return f"{base}[{','.join(f'{k}={_format_value(v)}' for k, v in sorted(options.items()))}]"
+
+
+def method_from_spec(spec: str, options: dict | None = None, name: str | None = None,
+                     baseline_function=None) -> Method:
+    """Build a :class:`Method` from a file path, a project module name or ``baseline`` (see the module doc).
+
+    ``baseline_function`` is the setting's baseline callable (needed only to check options of ``baseline``).
+    Raises ``FileNotFoundError`` / ``ValueError`` with a message saying what to do.
+    """
+    options = dict(options or {})
+    if spec == BASELINE:
+        kind, target, base = "baseline", BASELINE, BASELINE
+        function = baseline_function
+        sources = [PROJECT_ROOT / "starter_kit" / "baseline.py"]
+    elif spec.endswith(".py") or Path(spec).exists() or "/" in spec:
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"submission file {path} does not exist")
+        kind, target, base = "file", str(path), path.stem
+        function = load_function(kind, target)
+        sources = [path]
+    else:
+        kind, target, base = "module", spec, spec.split(".")[-1]
+        sources = [module_file(spec)]
+        function = load_function(kind, target)
+    if function is not None:
+        check_options(function, options, base)
+    closure = source_closure(sources)
+    digest = hashlib.sha256()
+    for path in closure:
+        digest.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path.name).encode())
+        digest.update(path.read_bytes())
+    digest.update(repr(sorted(options.items())).encode())
+    return Method(name=name or display_name(base, options), kind=kind, target=target,
+                  options=tuple(sorted(options.items())), fingerprint=digest.hexdigest()[:16])
+
+
+def zip_method(path: str) -> Method:
+    """A submission.zip of checkpoints: scored as a method whose runs are already done."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist")
+    return Method(name=file.name, kind="zip", target=str(file))
+
+
+def module_file(name: str) -> Path:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ModuleNotFoundError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise ValueError(f"{name!r} is neither a .py file nor an importable module of the project "
+                         f"(e.g. submission/unlearning.py, submission.alif, methods.fcs)")
+    return Path(spec.origin).resolve()
+
+
+@lru_cache(maxsize=32)
+def load_function(kind: str, target: str):
+    """The ``unlearning`` function of a file or a module (None for ``baseline`` and ``zip``)."""
+    if kind in ("baseline", "zip"):
+        return None
+    if kind == "file":
+        file = Path(target)
+        if str(file.parent) not in sys.path:  # the submission may import its own helpers
+            sys.path.insert(0, str(file.parent))
+        module_name = f"submission_{hashlib.sha1(target.encode()).hexdigest()[:12]}"
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        where = str(file)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as error:
+            raise ValueError(f"cannot import {target!r}: {error}") from None
+        where = target
+    function = getattr(module, "unlearning", None)
+    if not callable(function):
+        raise ValueError(f"{where} defines no function `unlearning(net, retain_loader, forget_loader, validation_loader)`")
+    return function
+
+
+def check_options(function, options: dict, name: str) -> None:
+    """Every option must be a keyword ``function`` accepts (anything goes with ``**kwargs``)."""
+    if not options:
+        return
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [p for p, v in parameters.items() if p not in POSITIONAL
+                and v.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{name}: unlearning() does not accept option(s) {unknown}; it accepts "
+                         f"{accepted or 'no options'}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The source closure (what the fingerprint hashes)
+# ------------------------------------------------------------------------------------------------
+
+def _imported_names(tree: ast.AST, package: str | None) -> list[str]:
+    """Dotted names a module imports, with ``from X import y`` also yielding ``X.y`` (y may be a module)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the importing module's package
+                if not package:
+                    continue
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] if node.level > 1 else parts)
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.append(module)
+            names += [f"{module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return names
+
+
+def _resolve(name: str, roots: list[Path]) -> Path | None:
+    parts = [p for p in name.split(".") if p]
+    for root in roots:
+        for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+            if parts and candidate.is_file():
+                return candidate.resolve()
+    return None
+
+
+def _package_of(path: Path, roots: list[Path]) -> str | None:
+    for root in roots:
+        if path.is_relative_to(root):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                return ".".join(parts[:-1])
+            return ".".join(parts[:-1]) or None
+    return None
+
+
+def source_closure(files: list[Path]) -> list[Path]:
+    """``files`` and every project / own-folder module they import, transitively; sorted, unique.
+
+    Modules are looked up in each file's own folder and in the project root; anything else (torch,
+    numpy, the standard library) is outside the closure.
+    """
+    seen: set[Path] = set()
+    stack = [Path(f).resolve() for f in files]
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        roots = [path.parent, PROJECT_ROOT]
+        try:
+            tree = ast.parse(path.read_text(), filename=str(path))
+        except SyntaxError as error:
+            raise ValueError(f"{path} does not parse: {error}") from None
+        package = _package_of(path, [PROJECT_ROOT])
+        for name in _imported_names(tree, package):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+                found = _resolve(".".join(parts[:i]), roots)
+                if found is not None and found not in seen:
+                    stack.append(found)
+    return sorted(seen)

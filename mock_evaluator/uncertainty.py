@@ -1,0 +1,77 @@
+"""How sure a score is: a paired bootstrap over models, and rank agreement with the challenge.
+
+**The interval.** A score depends on which N unlearned models and which N oracles happened to be drawn.
+One bootstrap replicate draws N of the method's models and N oracles with replacement and scores them
+again exactly as the challenge does (per-example ε, points, F, accuracy ratios). The interval is the
+2.5–97.5 percentile of the replicates. Replicates are *paired*: replicate b uses the same oracle
+indices for every method and the same run indices *i* for every method (run *i* of every method shares
+its seed), so the difference of two methods' scores has its own bootstrap distribution, and two
+neighbouring methods are called *separated* when the 95% interval of their difference excludes 0.
+All methods of one replicate are scored in one vectorised metric call.
+
+**Rank transfer.** Kendall's τ and Spearman's ρ (with p-values, ``scipy.stats``) between the mock's order
+of methods and the challenge's private leaderboard order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mock_evaluator.metric import bucket_points, per_example_epsilons
+
+
+def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """``{method: array [reps, 2]}`` of bootstrapped (final score, F) for every method's ``figures``
+    (N models each, ``forget_conf`` [N, M] and the accuracies) against ``oracles`` (N models)."""
+    if reps < 1:
+        raise ValueError(f"the number of bootstrap replicates must be >= 1, got {reps}")
+    names = list(figures)
+    n = len(oracles["forget_conf"])
+    sizes = {name: len(figures[name]["forget_conf"]) for name in names}
+    if any(size != n for size in sizes.values()):
+        raise ValueError(f"every method needs N = {n} models like the oracles, got {sizes}")
+    m = oracles["forget_conf"].shape[1]
+    rng = np.random.default_rng(seed)
+    conf = np.concatenate([figures[name]["forget_conf"] for name in names], axis=1)       # [N, K*M]
+    out = {name: np.empty((reps, 2)) for name in names}
+    for b in range(reps):
+        runs, refs = rng.integers(0, n, n), rng.integers(0, n, n)
+        retrained = oracles["forget_conf"][refs]
+        eps = per_example_epsilons(conf[runs], np.tile(retrained, (1, len(names))))
+        quality = bucket_points(eps, n).reshape(len(names), m).mean(1)
+        ra_r, ta_r = oracles["retain_acc"][refs].mean(), oracles["test_acc"][refs].mean()
+        for k, name in enumerate(names):
+            f = figures[name]
+            ratio = (f["retain_acc"][runs].mean() / ra_r) * (f["test_acc"][runs].mean() / ta_r)
+            out[name][b] = quality[k] * ratio, quality[k]
+    return out
+
+
+def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central percentile interval of ``samples``."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def separated(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> bool:
+    """Whether paired bootstrap samples of two scores differ: the interval of ``a - b`` excludes 0."""
+    low, high = interval(np.asarray(a) - np.asarray(b), level)
+    return low > 0 or high < 0
+
+
+def rank_agreement(scores: dict[str, float], reference_ranks: dict[str, int]) -> dict:
+    """Kendall's τ and Spearman's ρ between the order of ``scores`` (higher is better) and
+    ``reference_ranks`` (1 = best) over the names both have."""
+    from scipy.stats import kendalltau, spearmanr
+
+    names = [name for name in reference_ranks if name in scores]
+    if len(names) < 3:
+        raise ValueError(f"rank agreement needs at least 3 methods with a known rank, got {names}")
+    ours = [-scores[name] for name in names]            # rank 1 = the highest score
+    theirs = [reference_ranks[name] for name in names]
+    tau, tau_p = kendalltau(ours, theirs)
+    rho, rho_p = spearmanr(ours, theirs)
+    mock_rank = {name: 1 + sum(scores[other] > scores[name] for other in names) for name in names}
+    return {"methods": names, "kendall_tau": float(tau), "kendall_p": float(tau_p), "spearman_rho": float(rho),
+            "spearman_p": float(rho_p), "mock_rank": mock_rank, "reference_rank": {n: reference_ranks[n] for n in names}}
