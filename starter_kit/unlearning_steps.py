@@ -300,3 +300,49 @@ def logits_over_loader(net: nn.Module, loader) -> tuple[torch.Tensor, torch.Tens
     if not parts:
         raise ValueError("the loader is empty")
     return tuple(torch.cat(column) for column in zip(*parts))
+
+
+def magnitude_masks(tensors, fraction: float, largest: bool = False, per_tensor: bool = False) -> list[torch.Tensor]:
+    """Boolean masks of the ``fraction`` of elements with the smallest (or ``largest``) |value|, under one
+    threshold over all ``tensors`` (or one per tensor with ``per_tensor``). Ties at the threshold are in."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"the masked fraction must lie in (0, 1], got {fraction}")
+    tensors = [t.detach() for t in tensors]
+
+    def threshold(values: torch.Tensor) -> torch.Tensor:
+        flat = values.abs().flatten()
+        k = max(1, int(round(fraction * flat.numel())))
+        return flat.kthvalue(flat.numel() - k + 1 if largest else k).values
+
+    if per_tensor:
+        limits = [threshold(t) for t in tensors]
+    else:
+        limits = [threshold(torch.cat([t.flatten() for t in tensors]))] * len(tensors)
+    return [(t.abs() >= limit) if largest else (t.abs() <= limit) for t, limit in zip(tensors, limits)]
+
+
+def with_forget_batch(retain_loss, forget_loss, forget_loader, retain_weight: float = 1.0,
+                      forget_weight: float = 1.0):
+    """A :func:`fine_tune` ``loss_fn`` that pairs each retain batch with the next forget batch (the forget
+    loader cycles): ``retain_weight * retain_loss(net, x_r, y_r) + forget_weight * forget_loss(net, x_f, y_f)``.
+    """
+    forget_stream = cycle(forget_loader, "forget loader")
+
+    def loss_fn(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        forget_inputs, forget_targets = batch_on(next(forget_stream), inputs.device)
+        return (retain_weight * retain_loss(net, inputs, targets)
+                + forget_weight * forget_loss(net, forget_inputs, forget_targets))
+    return loss_fn
+
+
+def random_label_cross_entropy(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against labels drawn uniformly over the classes (torch's global generator):
+    the forget term of random-label unlearning and SalUn."""
+    logits = net(inputs)
+    random_labels = torch.randint(logits.shape[1], targets.shape, device=targets.device)
+    return F.cross_entropy(logits, random_labels)
+
+
+def negated_cross_entropy_step(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Minus the cross-entropy of ``net`` on the batch: gradient ascent on it (GA, NegGrad+)."""
+    return -F.cross_entropy(net(inputs), targets)

@@ -1,0 +1,47 @@
+"""Bad teacher -- Chundawat et al., "Can Bad Teaching Induce Forgetting?" (AAAI 2023).
+
+Source: ``shared/REFERENCE_METHODS.md`` (classic methods): the student (the original model) is
+distilled towards the original (a frozen copy, the competent teacher) on retain and towards a randomly
+initialised copy (the incompetent teacher; default initialisation from torch's generator) on forget:
+loss = KL(competent ‖ student) on a retain batch + KL(incompetent ‖ student) on a forget batch,
+temperature 1. The paper trains 1 epoch with Adam, lr 1e-4 (on a retain subset; here the whole
+retain loader, a forget batch per retain batch).
+
+Per-setting defaults:
+
+| | resnet18 (published) | digits |
+|---|---|---|
+| epochs (retain) | 1 | 2/3 (the same fraction of a retrain) |
+| lr (Adam) | 1e-4 | see below |
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise, with_forget_batch
+
+_PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(1.0))}
+
+
+def distil_from(teacher: nn.Module, temperature: float):
+    def loss_fn(model, inputs, targets):
+        with torch.no_grad():
+            teacher_logits = teacher(inputs)
+        return kl_to_teacher(model(inputs), teacher_logits, temperature)
+    return loss_fn
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "bad-teacher")
+    competent = frozen_copy(net)
+    incompetent = frozen_copy(net)
+    reinitialise(incompetent)
+    loss_fn = with_forget_batch(distil_from(competent, o["temperature"]), distil_from(incompetent, o["temperature"]),
+                                forget_loader)
+    optimizer = torch.optim.Adam(net.parameters(), lr=o["lr"])
+    return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], schedule="constant", loss_fn=loss_fn,
+                     optimizer=optimizer)

@@ -1,0 +1,86 @@
+"""FCS -- fanchuan's method, private leaderboard #2 of the NeurIPS 2023 Machine Unlearning Challenge.
+
+Source: the team's Kaggle write-up and notebook, as summarised in ``shared/REFERENCE_METHODS.md``.
+
+1. One pass over the forget set minimising KL(softmax(z) || uniform); SGD lr 5e-3, momentum 0.9.
+2. ``rounds`` rounds, each: a *forget round* -- every forget batch paired with a retain batch (256,
+   its own shuffle), loss = -mean over the retain batch of log_softmax(z_f · z_rᵀ / 1.15) (retain
+   logits detached), SGD lr 3e-4, momentum 0.9, cosine per step to 1e-6 over all forget steps of
+   all rounds -- then a *retain round*: one pass over retain, batch 256, cross-entropy, SGD lr
+   4e-3, momentum 0.9, weight decay 0.01.
+
+Batches of 256 are four of the challenge's 64-batches concatenated
+(:class:`~starter_kit.unlearning_steps.MergedBatches`). The retain rounds get a fresh optimiser
+each (the write-up does not say whether the momentum carries over).
+
+Per-setting defaults:
+
+| | resnet18 (published) | digits |
+|---|---|---|
+| rounds | 8 | 8 |
+| retain epochs per round | 1 | 2/3 (8 epochs → 5⅓, the same fraction of a retrain) |
+| learning rates | 5e-3 / 3e-4 / 4e-3 | as published |
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune, model_device
+
+_PUBLISHED = dict(rounds=8, retain_epochs_per_round=1.0, uniform_lr=5e-3, forget_lr=3e-4, forget_min_lr=1e-6,
+                  retain_lr=4e-3, momentum=0.9, retain_weight_decay=0.01, temperature=1.15, retain_batches_per_step=4)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, retain_epochs_per_round=scaled(1.0))}
+
+
+def uniform_kl_loss(logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(logits) || uniform), averaged over the batch."""
+    log_p = F.log_softmax(logits, dim=1)
+    return (log_p.exp() * log_p).sum(1).mean() + math.log(logits.shape[1])
+
+
+def forget_contrast_loss(forget_logits: torch.Tensor, retain_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """-mean over the retain batch of log_softmax(z_f · z_rᵀ / T): every forget example made equally
+    similar to every retain example (retain logits detached)."""
+    similarity = forget_logits @ retain_logits.detach().T / temperature
+    return -F.log_softmax(similarity, dim=1).mean()
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "fcs")
+    device = model_device(net)
+    net.train()
+    uniform_opt = torch.optim.SGD(net.parameters(), lr=o["uniform_lr"], momentum=o["momentum"])
+    for batch in forget_loader:
+        inputs, _ = batch_on(batch, device)
+        uniform_opt.zero_grad(set_to_none=True)
+        uniform_kl_loss(net(inputs)).backward()
+        uniform_opt.step()
+
+    retain_256 = MergedBatches(retain_loader, o["retain_batches_per_step"])
+    retain_stream = cycle(retain_256, "retain loader")
+    forget_opt = torch.optim.SGD(net.parameters(), lr=o["forget_lr"], momentum=o["momentum"])
+    forget_steps, step = o["rounds"] * len(forget_loader), 0
+    for _ in range(o["rounds"]):
+        net.train()
+        for batch in forget_loader:
+            cosine = 0.5 * (1 + math.cos(math.pi * step / forget_steps))
+            for group in forget_opt.param_groups:
+                group["lr"] = o["forget_min_lr"] + (o["forget_lr"] - o["forget_min_lr"]) * cosine
+            forget_inputs, _ = batch_on(batch, device)
+            retain_inputs, _ = batch_on(next(retain_stream), device)
+            forget_opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                retain_logits = net(retain_inputs)
+            forget_contrast_loss(net(forget_inputs), retain_logits, o["temperature"]).backward()
+            forget_opt.step()
+            step += 1
+        fine_tune(net, retain_256, epochs=o["retain_epochs_per_round"], lr=o["retain_lr"], momentum=o["momentum"],
+                  weight_decay=o["retain_weight_decay"], schedule="constant")
+    net.eval()
+    return net

@@ -1,0 +1,29 @@
+"""GA -- gradient ascent on the forget set (a classic baseline of the unlearning literature).
+
+Source: ``shared/REFERENCE_METHODS.md`` (classic methods, CIFAR-10 ResNet-18 defaults): maximise the
+cross-entropy on the forget set for a few epochs at a small learning rate (1e-4 … 1e-2). Here: 5
+epochs over the forget set, SGD momentum 0.9, weight decay 5e-4, constant learning rate.
+
+Per-setting defaults:
+
+| | resnet18 (published range) | digits |
+|---|---|---|
+| forget epochs | 5 | 3⅓ (the same fraction of a retrain) |
+| lr | 1e-4 | see below |
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
+
+_PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(5.0))}
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "ga")
+    return fine_tune(net, forget_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
+                     weight_decay=o["weight_decay"], schedule="constant", loss_fn=negated_cross_entropy_step)

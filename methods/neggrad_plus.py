@@ -1,0 +1,33 @@
+"""NegGrad+ -- retain descent plus forget ascent (Kurmanji et al., the SCRUB paper's baseline).
+
+Source: ``shared/REFERENCE_METHODS.md``: loss α·CE(retain) − (1−α)·CE(forget) with α ≈ 0.95–0.99, a
+retain and a forget batch per step. Epochs and optimiser are not in the sources; we use the kit
+fine-tune's (5 epochs, SGD momentum 0.9, weight decay 5e-4, cosine per step), α = 0.99.
+
+Per-setting defaults:
+
+| | resnet18 | digits |
+|---|---|---|
+| epochs (retain) | 5 | 3⅓ (the same fraction of a retrain) |
+| lr | 0.01 | see below |
+| α | 0.99 | 0.99 |
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import (cross_entropy_step, fine_tune, negated_cross_entropy_step,
+                                         with_forget_batch)
+
+_PUBLISHED = dict(epochs=5.0, lr=0.01, alpha=0.99, momentum=0.9, weight_decay=5e-4)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(5.0))}
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "neggrad+")
+    loss_fn = with_forget_batch(cross_entropy_step, negated_cross_entropy_step, forget_loader,
+                                retain_weight=o["alpha"], forget_weight=1 - o["alpha"])
+    return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
+                     weight_decay=o["weight_decay"], schedule="cosine", loss_fn=loss_fn)

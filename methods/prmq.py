@@ -1,0 +1,74 @@
+"""PRMQ -- Sebastian Oleszko, private leaderboard #5 (private score 0.0863).
+
+Source: the author's write-up, as summarised in ``shared/REFERENCE_METHODS.md``.
+
+1. Global L1-magnitude pruning of ``prune_fraction`` = 99% of all conv and linear weights (one
+   threshold over all of them); the pruned weights are re-initialised uniform in ±√(1/fan_in) and the
+   linear biases set to zero.
+2. Fine-tune on retain (batch 64): SGD momentum 0.9, weight decay 5e-4, constant learning rate; loss =
+   cross-entropy weighted by class count^−0.1 (counted on the retain loader) + MSE between the entropy
+   of the model's prediction and the original model's on the same batch.
+
+Per-setting defaults:
+
+| | resnet18 (published) | digits |
+|---|---|---|
+| epochs | ≈3.2 (a step cap) | 2.13 (the same fraction of a retrain) |
+| lr | 5e-4 | see below |
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import class_counts, fine_tune, frozen_copy, magnitude_masks, num_classes_of
+
+_PUBLISHED = dict(epochs=3.2, lr=5e-4, momentum=0.9, weight_decay=5e-4, prune_fraction=0.99, count_power=-0.1,
+                  entropy_weight=1.0)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(3.2))}
+
+
+def prunable_layers(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@torch.no_grad()
+def prune_and_reinitialise(layers: list[nn.Module], fraction: float) -> None:
+    """Re-initialise the ``fraction`` of the layers' weights with the smallest |w| (one global threshold)."""
+    masks = magnitude_masks([layer.weight for layer in layers], fraction)
+    for layer, pruned in zip(layers, masks):
+        weight = layer.weight
+        bound = math.sqrt(1.0 / (weight[0].numel()))
+        fresh = torch.empty_like(weight).uniform_(-bound, bound)
+        weight.copy_(torch.where(pruned, fresh, weight))
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            layer.bias.zero_()
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "prmq")
+    original = frozen_copy(net)
+    counts = class_counts(retain_loader, num_classes_of(net))
+    class_weights = torch.where(counts > 0, counts.clamp(min=1) ** o["count_power"], torch.zeros_like(counts))
+    class_weights = class_weights.float().to(next(net.parameters()).device)
+    prune_and_reinitialise(prunable_layers(net), o["prune_fraction"])
+
+    def loss_fn(model, inputs, targets):
+        logits = model(inputs)
+        with torch.no_grad():
+            original_entropy = prediction_entropy(original(inputs))
+        return (F.cross_entropy(logits, targets, weight=class_weights)
+                + o["entropy_weight"] * F.mse_loss(prediction_entropy(logits), original_entropy))
+
+    return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
+                     weight_decay=o["weight_decay"], schedule="constant", loss_fn=loss_fn)

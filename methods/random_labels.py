@@ -1,0 +1,32 @@
+"""Random labels -- fine-tune on forget examples with random labels together with retain CE
+(Golatkar et al.; the SalUn paper's "RL" baseline).
+
+Source: ``shared/REFERENCE_METHODS.md`` (classic methods). Each step pairs a retain batch (its true
+labels) with a forget batch (labels drawn uniformly over the classes); loss = CE(retain) + CE(forget,
+random labels); SGD momentum 0.9, weight decay 5e-4, cosine per step. Epochs and lr are not in our
+sources: 3 epochs over retain (each step costs two batches, so this fits the time budget).
+
+Per-setting defaults:
+
+| | resnet18 | digits |
+|---|---|---|
+| epochs (retain) | 3 | 2 (the same fraction of a retrain) |
+| lr | 0.01 | see below |
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import cross_entropy_step, fine_tune, random_label_cross_entropy, with_forget_batch
+
+_PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(3.0))}
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "random-labels")
+    loss_fn = with_forget_batch(cross_entropy_step, random_label_cross_entropy, forget_loader)
+    return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
+                     weight_decay=o["weight_decay"], schedule="cosine", loss_fn=loss_fn)

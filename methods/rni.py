@@ -1,0 +1,50 @@
+"""RNI -- Jiaxi Sun, private leaderboard #8.
+
+Source: the author's write-up, as summarised in ``shared/REFERENCE_METHODS.md``.
+
+Reset ``fc``; then 9 phases of one retain epoch each (batch 64), SGD momentum 0.9, weight decay 5e-4,
+constant learning rate, a new optimiser each phase.
+
+- Phases 0–4: only ``num_partial`` = 9 non-batch-norm parameter tensors (drawn at random once per run,
+  from torch's generator) plus every batch-norm parameter train, lr 2e-4; from phase 1 on, 6 of those 9
+  tensors (drawn per phase) get N(0, 0.04²) noise at the phase's start.
+- Phases 5–8: every parameter trains, lr 2e-4, 2e-4, 2e-4, 1e-3.
+
+Per-setting defaults:
+
+| | resnet18 (published) | digits |
+|---|---|---|
+| epochs per phase | 1 (9 in all) | 2/3 (6 in all: the same fraction of a retrain) |
+| learning rates | 2e-4 … 1e-3 | as published |
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import add_gaussian_noise, fine_tune, is_batch_norm_parameter, reinitialise
+
+_PUBLISHED = dict(epochs_per_phase=1.0, partial_lrs=(2e-4,) * 5, full_lrs=(2e-4, 2e-4, 2e-4, 1e-3),
+                  num_partial=9, num_noised=6, noise_std=0.04, momentum=0.9, weight_decay=5e-4)
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs_per_phase=scaled(1.0))}
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "rni")
+    reinitialise(net.fc)
+    named = list(net.named_parameters())
+    batch_norm = [p for name, p in named if is_batch_norm_parameter(net, name)]
+    others = [p for name, p in named if not is_batch_norm_parameter(net, name)]
+    chosen = [others[i] for i in torch.randperm(len(others))[:o["num_partial"]].tolist()]
+    tune = dict(epochs=o["epochs_per_phase"], momentum=o["momentum"], weight_decay=o["weight_decay"],
+                schedule="constant")
+    for phase, lr in enumerate(o["partial_lrs"]):
+        if phase > 0:
+            noised = [chosen[i] for i in torch.randperm(len(chosen))[:o["num_noised"]].tolist()]
+            add_gaussian_noise(noised, o["noise_std"])
+        fine_tune(net, retain_loader, lr=lr, params=chosen + batch_norm, **tune)
+    for lr in o["full_lrs"]:
+        fine_tune(net, retain_loader, lr=lr, **tune)
+    return net

@@ -1,0 +1,54 @@
+"""Team Forget -- private leaderboard #9.
+
+Source: the team's write-up, as summarised in ``shared/REFERENCE_METHODS.md``.
+
+Cycles; each: re-initialise ``num_layers`` randomly chosen conv layers (never ``fc`` or a shortcut
+conv; drawn from torch's generator), then train on retain images only, minimising the MSE between the
+model's logits and the original model's (a frozen copy) on the images plus N(0, 0.1²) input noise;
+cosine learning rate per cycle from 1e-3. The optimiser is not published: SGD momentum 0.9, weight
+decay 5e-4 (the other Kaggle methods' choice). Schedule: 3 cycles of [1, 2, 2] epochs (the write-up's
+other schedule, 4 cycles of [2, 1, 1, 1], via ``cycle_epochs``).
+
+Per-setting defaults:
+
+| | resnet18 (published) | digits |
+|---|---|---|
+| cycle epochs | [1, 2, 2] | [2/3, 4/3, 4/3] (the same fraction of a retrain) |
+| layers re-initialised per cycle | 6 of resnet18's 17 non-shortcut convs | 2 of SmallResNet's 7 (same share, rounded down) |
+| lr, input noise σ | 1e-3, 0.1 | as published |
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.settings import method_options, scaled
+from starter_kit.unlearning_steps import fine_tune, frozen_copy, reinitialise
+
+_PUBLISHED = dict(cycle_epochs=(1.0, 2.0, 2.0), num_layers=6, lr=1e-3, momentum=0.9, weight_decay=5e-4,
+                  input_noise_std=0.1)
+DEFAULTS = {"resnet18": _PUBLISHED,
+            "digits": dict(_PUBLISHED, cycle_epochs=tuple(scaled(e) for e in (1.0, 2.0, 2.0)), num_layers=2)}
+
+
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
+    o = method_options(net, DEFAULTS, options, "team-forget")
+    original = frozen_copy(net)
+    candidates = [name for name, module in net.named_modules()
+                  if isinstance(module, nn.Conv2d) and "downsample" not in name]
+    noise_std = o["input_noise_std"]
+
+    def match_original(model, inputs, targets):
+        noisy = inputs + noise_std * torch.randn_like(inputs)
+        with torch.no_grad():
+            teacher = original(noisy)
+        return F.mse_loss(model(noisy), teacher)
+
+    for epochs in o["cycle_epochs"]:
+        for i in torch.randperm(len(candidates))[:o["num_layers"]].tolist():
+            reinitialise(net.get_submodule(candidates[i]))
+        fine_tune(net, retain_loader, epochs=epochs, lr=o["lr"], momentum=o["momentum"],
+                  weight_decay=o["weight_decay"], schedule="cosine", loss_fn=match_original)
+    return net
