@@ -1,10 +1,20 @@
-"""The training recipe (one function for the original model and every oracle), and the cached original.
+"""The training recipe (one function for the original model and every oracle).
 
 :func:`train_models` trains one model per seed on the given inputs. For a model that can be fused
-(:class:`~starter_kit.models.SmallResNet`) it trains ``G`` of them at once as one grouped network --
-each with its own initialisation and data order from its own seed, its own batch-norm statistics and
-its own optimiser state (SGD and Adam act per parameter element, so the fused update of model ``g``
-is exactly the update it would get alone). With one seed it is the ordinary one-at-a-time loop.
+(:class:`~starter_kit.models.SmallResNet`, torchvision's ``resnet18``: see
+:func:`~starter_kit.models.fusable_arch`) it trains ``G`` of them at once as one grouped network --
+each with its own initialisation, data order and augmentation draws from its own seed, its own
+batch-norm statistics, its own optimiser state (SGD and Adam act per parameter element, so the fused
+update of model ``g`` is exactly the update it would get alone; the loss is the sum of the models'
+own mean losses) and its own best-validation checkpoint. With one seed it is the ordinary loop.
+
+Speed: the data stay on the training device; each epoch's order and crop/flip draws come from the
+models' CPU generators (so a seed gives the same model on any device) and reach the device in one
+copy per epoch, so a step never waits for the host. Inputs and weights are channels-last; ``recipe.amp``
+runs the forward pass under bf16 autocast on CUDA (the loss and every evaluation logit in float32).
+``compile_model=True`` wraps the training forward in ``torch.compile`` -- off by default: not measured
+on a GPU yet, and on CPU its compile time exceeds what it saves on short runs.
+:func:`auto_oracle_chunk` picks how many models to fuse from the device's free memory.
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.models import SmallResNet, fuse_states, split_fused_state
+from starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
 
 
 @dataclass(frozen=True)
@@ -71,30 +82,51 @@ def cache_hash(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+CPU_ORACLE_CHUNK = {"small": 128, "large": 8}
+"""Models fused at once on a CPU: 128 for models under 1M parameters (the digits SmallResNet: 11.5x the
+one-at-a-time speed, benchmarks/bench_oracles.py), 8 for larger ones (ResNet-18: see bench_cifar.py;
+beyond 8 the fused step's memory grows with no further gain on a 2-core machine)."""
+GPU_MAX_ORACLE_CHUNK = 64
+"""Upper bound of :func:`auto_oracle_chunk` on CUDA (a guess, to be set from bench_cifar.py on a GPU)."""
+
+
 def is_fusable(model: nn.Module) -> bool:
-    return isinstance(model, SmallResNet) and model.groups == 1
+    """Whether ``train_models`` can train several of these models as one grouped network."""
+    return fusable_arch(model) is not None
 
 
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a small CPU tensor to ``device`` without making the CPU wait for the GPU."""
+    """Copy a CPU tensor to ``device`` without making the CPU wait for the GPU."""
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
 
 
-def augment_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The CIFAR-10 kit's augmentation on a batch: random crop with 4-pixel zero padding, random flip."""
-    n, _, h, w = x.shape
+def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Crop image ``i`` of ``x`` ``[N, C, H, W]`` at offset ``(dy[i], dx[i])`` (0..8) of its 4-pixel zero
+    padding and mirror it where ``flip[i]``: RandomCrop(padding=4) + RandomHorizontalFlip with given draws."""
+    n, c, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4))
-    dy = _to_device(torch.randint(0, 9, (n,), generator=generator), x.device)
-    dx = _to_device(torch.randint(0, 9, (n,), generator=generator), x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
     out = padded[batch, chan, rows, cols]
-    flip = _to_device(torch.rand(n, generator=generator) < 0.5, x.device)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def _crop_flip_draws(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dy, dx, flip)`` for ``n`` images from a CPU generator."""
+    dy = torch.randint(0, 9, (n,), generator=generator)
+    dx = torch.randint(0, 9, (n,), generator=generator)
+    return dy, dx, torch.rand(n, generator=generator) < 0.5
+
+
+def augment_crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The CIFAR-10 kit's augmentation on a batch: random crop with 4-pixel zero padding, random flip.
+
+    The draws come from the CPU ``generator``, so the same seed gives the same crops on any device."""
+    return crop_flip(x, *(_to_device(t, x.device) for t in _crop_flip_draws(len(x), generator)))
 
 
 def _optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
@@ -110,49 +142,119 @@ def _class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def train_models(make_model, inputs: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
                  seeds, device: str | torch.device = "cpu", fuse: bool = True,
-                 validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[nn.Module]:
+                 validation: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                 compile_model: bool = False) -> list[nn.Module]:
     """Train one model per seed from scratch with ``recipe``; return them in eval mode on ``device``.
 
     ``make_model()`` builds a fresh, untrained model; it is called right after ``torch.manual_seed(seed)``,
     so the seed fixes the initialisation; a generator seeded with ``seed`` fixes the data order and
-    augmentation. Fusable models train all seeds at once when ``fuse`` is true. Recipes that keep the
-    best-validation checkpoint need ``validation`` = (inputs, targets).
+    augmentation. Fusable models (:func:`is_fusable`) train all seeds at once when ``fuse`` is true: pass
+    as many seeds as :func:`auto_oracle_chunk` allows. Recipes that keep the best-validation checkpoint
+    need ``validation`` = (inputs, targets). The returned models are what ``make_model()`` returns
+    (e.g. torchvision's ``resnet18``), holding the trained weights.
     """
-    if recipe.best_validation_from is not None and validation is None:
-        raise ValueError("this recipe keeps the best-validation checkpoint: pass validation=(inputs, targets)")
     seeds = [int(s) for s in seeds]
-    if not seeds:
-        return []
-    device = torch.device(device)
-    inputs, targets = inputs.to(device), targets.to(device)
     models = []
     for seed in seeds:
         torch.manual_seed(seed)
         models.append(make_model())
-    if fuse and len(seeds) > 1 and all(is_fusable(m) for m in models):
-        fused = _fused_copy(models)
-        _train(fused, inputs, targets, recipe, seeds, device, validation)
-        for model, state in zip(models, split_fused_state(fused.state_dict(), len(seeds))):
+    train_in_place(models, inputs, targets, recipe, seeds, device, fuse, validation, compile_model=compile_model)
+    return models
+
+
+def train_in_place(models: list[nn.Module], inputs: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
+                   seeds, device: str | torch.device = "cpu", fuse: bool = True,
+                   validation: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                   compile_model: bool = False) -> list[int] | None:
+    """Train ``models[i]`` (initialised by the caller) with data order and augmentation from ``seeds[i]``;
+    they end in eval mode on ``device``. All at once as one grouped network when ``fuse`` and they are
+    fusable, else one at a time. Returns, for a best-validation recipe, the 1-based epoch whose
+    checkpoint each model kept (else None)."""
+    if recipe.best_validation_from is not None and validation is None:
+        raise ValueError("this recipe keeps the best-validation checkpoint: pass validation=(inputs, targets)")
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != len(models):
+        raise ValueError(f"train_in_place needs one seed per model; got {len(models)} models, {len(seeds)} seeds")
+    if not models:
+        return [] if recipe.best_validation_from is not None else None
+    device = torch.device(device)
+    inputs, targets = inputs.to(device), targets.to(device)
+    archs = [fusable_arch(m) for m in models]
+    if fuse and len(models) > 1 and archs[0] is not None and all(a == archs[0] for a in archs):
+        fused = fused_model([m.to(device) for m in models])
+        epochs = _train(fused, inputs, targets, recipe, seeds, device, validation, compile_model)
+        for model, state in zip(models, split_fused_state(fused.state_dict(), len(models))):
             model.load_state_dict(state)
-        return [model.to(device).eval() for model in models]
-    for model, seed in zip(models, seeds):
-        _train(model, inputs, targets, recipe, [seed], device, validation)
-    return [model.eval() for model in models]
+            model.eval()
+        return epochs
+    epochs = [_train(model, inputs, targets, recipe, [seed], device, validation, compile_model)
+              for model, seed in zip(models, seeds)]
+    return None if recipe.best_validation_from is None else [e[0] for e in epochs]
 
 
-def _fused_copy(models: list[SmallResNet]) -> SmallResNet:
-    first = models[0]
-    fused = SmallResNet(first.num_classes, first.in_channels, first.widths, groups=len(models))
-    fused.load_state_dict(fuse_states([m.state_dict() for m in models]))
-    return fused
+class _EpochPlan(NamedTuple):
+    """One epoch's draws for G models, on the training device: ``order`` [G, n] and, for crop+flip,
+    ``dy``, ``dx``, ``flip`` [G, n] for the image at each position of that order (else None)."""
+
+    order: torch.Tensor
+    dy: torch.Tensor | None
+    dx: torch.Tensor | None
+    flip: torch.Tensor | None
 
 
-def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], device, validation=None) -> None:
-    """The training loop; ``model`` holds ``len(seeds)`` fused models (1 for an ordinary model)."""
+def _epoch_plan(generators: list[torch.Generator], n: int, augment: str, device: torch.device) -> _EpochPlan:
+    draws = []
+    for generator in generators:   # per model: its order, then its crop/flip draws, from its own generator
+        order = torch.randperm(n, generator=generator)
+        draws.append((order, *_crop_flip_draws(n, generator)) if augment == "crop_flip" else (order,))
+    stacked = [_to_device(torch.stack(column), device) for column in zip(*draws)]
+    return _EpochPlan(*stacked, *[None] * (4 - len(stacked)))
+
+
+def _fused_batch(inputs: torch.Tensor, targets: torch.Tensor, plan: _EpochPlan, rows: slice):
+    """The step's input ``[b, G*C, H, W]`` (channels-last for images; model g reads channels g*C..) and
+    targets ``[b, G]``, gathered (and augmented) on the device."""
+    idx = plan.order[:, rows]                                                     # [G, b]
+    groups, b = idx.shape
+    x = inputs[idx]                                                               # [G, b, C, H, W]
+    if plan.dy is not None:
+        flat = crop_flip(x.flatten(0, 1), plan.dy[:, rows].flatten(), plan.dx[:, rows].flatten(),
+                         plan.flip[:, rows].flatten())
+        x = flat.view_as(x)
+    if x.ndim == 5:  # one copy into channels-last [b, H, W, G*C], seen as [b, G*C, H, W]
+        c, h, w = x.shape[2:]
+        x = x.permute(1, 3, 4, 0, 2).reshape(b, h, w, groups * c).permute(0, 3, 1, 2)
+    else:
+        x = x.transpose(0, 1).reshape(b, -1, *x.shape[3:])
+    return x, targets[idx].t()
+
+
+def _training_step(forward, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                   weight: torch.Tensor | None, amp: bool) -> None:
+    """One optimiser step of G fused models on ``x`` [b, G*C, ...], ``y`` [b, G]; no host synchronisation.
+
+    The loss is the sum over models of each model's own mean (or class-weighted mean) cross-entropy, so
+    every model gets exactly the gradient it would get alone."""
+    b, groups = y.shape
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = forward(x)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)).view(b * groups, -1)  # bf16 -> float32
+    loss = F.cross_entropy(logits, y.reshape(-1), weight=weight, reduction="none").view(b, groups)
+    # per-model weighted mean, as cross_entropy(weight=..., reduction="mean") divides by the summed weights
+    loss = loss.mean(0).sum() if weight is None else (loss.sum(0) / weight[y].sum(0)).sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], device, validation=None,
+           compile_model: bool = False) -> list[int] | None:
+    """The training loop; ``model`` holds ``len(seeds)`` fused models (1 for an ordinary model).
+    Returns the best-validation epoch per model, or None without best-validation selection."""
     groups, n = len(seeds), len(targets)
     model.to(device).train()
-    channels_last = device.type == "cpu" and inputs.ndim == 4
-    if channels_last:
+    images = inputs.ndim == 4
+    if images:
         model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model.parameters(), recipe)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
@@ -162,70 +264,121 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     weight = None
     if recipe.class_weighted:
         num_classes = getattr(model, "num_classes", None) or model.fc.out_features // groups
-        weight = _class_weights(targets, num_classes).to(device)
+        weight = _class_weights(targets, num_classes).to(device, next(model.parameters()).dtype)
     best = _BestCheckpoints(model, groups, validation, device) if recipe.best_validation_from else None
-    for epoch in range(1, recipe.epochs + 1):
-        order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)  # [G, n]
-        for start in range(0, n, recipe.batch_size):
-            idx = order[:, start:start + recipe.batch_size]                                  # [G, b]
-            batch_inputs = inputs[idx]                                                       # [G, b, C, H, W]
-            if recipe.augment == "crop_flip":
-                batch_inputs = torch.stack([augment_crop_flip(x, g) for x, g in zip(batch_inputs, generators)])
-            b = idx.shape[1]
-            x = batch_inputs.transpose(0, 1).reshape(b, -1, *inputs.shape[2:])              # [b, G*C, H, W]
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.amp and device.type == "cuda"):
-                logits = model(x).float().view(b, groups, -1)
-            # sum over models of each model's mean loss: every model gets its own ordinary gradient
-            loss = F.cross_entropy(logits.reshape(b * groups, -1), targets[idx].t().reshape(-1),
-                                   weight=weight, reduction="none").view(b, groups)
-            loss = loss.mean(0).sum() if weight is None else _weighted_mean(loss, targets[idx].t(), weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        if best is not None and epoch >= recipe.best_validation_from:
-            best.update(model)
+    forward = torch.compile(model) if compile_model else model
+    amp = recipe.amp and device.type == "cuda"
+    autotune = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = autotune or device.type == "cuda"   # fixed shapes: let cuDNN pick
+    try:
+        for epoch in range(1, recipe.epochs + 1):
+            plan = _epoch_plan(generators, n, recipe.augment, device)
+            for start in range(0, n, recipe.batch_size):
+                x, y = _fused_batch(inputs, targets, plan, slice(start, start + recipe.batch_size))
+                _training_step(forward, optimizer, x, y, weight, amp)
+                if scheduler is not None:
+                    scheduler.step()
+            if best is not None and epoch >= recipe.best_validation_from:
+                best.update(model, epoch)
+    finally:
+        torch.backends.cudnn.benchmark = autotune
     if best is not None:
         best.restore(model)
-    if channels_last:
+    if images:
         model.to(memory_format=torch.contiguous_format)
     model.eval()
-
-
-def _weighted_mean(loss: torch.Tensor, batch_targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Per-model weighted mean (as ``cross_entropy(weight=..., reduction='mean')``), summed over models."""
-    w = weight[batch_targets]                                                                # [b, G]
-    return (loss.sum(0) / w.sum(0)).sum()
+    return best.epochs.tolist() if best is not None else None
 
 
 class _BestCheckpoints:
-    """Per-model best-validation-accuracy checkpoints of ``groups`` fused models (1 = ordinary)."""
+    """Per-model best-validation-accuracy checkpoints of ``groups`` fused models (1 = ordinary), kept on
+    the device and updated with one masked copy per tensor (no per-model loop)."""
 
     def __init__(self, model: nn.Module, groups: int, validation, device):
         self.groups = groups
         self.inputs, self.targets = (t.to(device) for t in validation)
-        self.best_accuracy = torch.full((groups,), -1.0)
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.best_accuracy = torch.full((groups,), -1.0, device=device)
+        self.epochs = torch.zeros(groups, dtype=torch.long, device=device)
+        self.state = {k: v.detach().clone(memory_format=torch.contiguous_format)
+                      for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, epoch: int) -> None:
         model.eval()
-        x = self.inputs.repeat(1, self.groups, 1, 1) if self.groups > 1 else self.inputs
-        logits = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
-        logits = logits.view(len(self.targets), self.groups, -1)
-        accuracy = (logits.argmax(2) == self.targets[:, None]).float().mean(0).cpu()
+        logits = grouped_logits(model, self.inputs, self.groups)                         # [n, G, classes]
         model.train()
+        accuracy = (logits.argmax(2) == self.targets[:, None]).float().mean(0)
         improved = accuracy > self.best_accuracy
         self.best_accuracy = torch.where(improved, accuracy, self.best_accuracy)
+        self.epochs = torch.where(improved, epoch, self.epochs)
         for name, value in model.state_dict().items():
+            kept = self.state[name]
             if value.ndim == 0:
-                self.state[name].copy_(value)
+                kept.copy_(value)
                 continue
-            for g in torch.nonzero(improved).flatten().tolist():
-                self.state[name].chunk(self.groups)[g].copy_(value.chunk(self.groups)[g])
+            rows = kept.view(self.groups, -1)
+            rows.copy_(torch.where(improved[:, None], value.reshape(self.groups, -1), rows))
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)
+
+
+def auto_oracle_chunk(make_model, device: str | torch.device, recipe: Recipe | None = None,
+                      sample_shape: tuple | None = None, *, workers: int = 1,
+                      max_chunk: int = GPU_MAX_ORACLE_CHUNK, memory_fraction: float = 0.8) -> int:
+    """How many models ``train_models`` should fuse at once on ``device``.
+
+    Not fusable: 1. CPU: :data:`CPU_ORACLE_CHUNK` (128 below 1M parameters, else 8). CUDA: one fused
+    training step (``recipe``'s batch size, optimiser, amp; inputs of ``sample_shape`` such as
+    ``(3, 32, 32)``) is run at G = 1 and G = 2; the peak-memory difference is one model's share (weights,
+    gradients, optimiser state, activations; plus a best-validation copy when the recipe keeps one), and
+    G fills ``memory_fraction`` of the free memory divided among ``workers`` processes sharing the GPU,
+    capped at ``max_chunk``.
+    """
+    device = torch.device(device)
+    if workers < 1 or max_chunk < 1 or not 0 < memory_fraction <= 1:
+        raise ValueError(f"auto_oracle_chunk needs workers >= 1, max_chunk >= 1 and 0 < memory_fraction <= 1; "
+                         f"got {workers}, {max_chunk}, {memory_fraction}")
+    torch.manual_seed(0)
+    model = make_model()
+    if not is_fusable(model):
+        return 1
+    if device.type != "cuda":
+        parameters = sum(p.numel() for p in model.parameters())
+        return CPU_ORACLE_CHUNK["small" if parameters < 1_000_000 else "large"]
+    if recipe is None or sample_shape is None:
+        raise ValueError("auto_oracle_chunk on CUDA needs the recipe and the input shape, e.g. "
+                         "auto_oracle_chunk(setting.make_model, 'cuda', setting.recipe, (3, 32, 32))")
+    one, two = (_step_memory(model, g, recipe, tuple(sample_shape), device) for g in (1, 2))
+    per_model = max(two - one, 1)
+    fixed = max(one - per_model, 0)
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = free * memory_fraction / workers - fixed
+    return int(min(max(budget // per_model, 1), max_chunk))
+
+
+def _step_memory(model: nn.Module, groups: int, recipe: Recipe, sample_shape: tuple, device: torch.device) -> int:
+    """Peak CUDA bytes of two training steps of ``groups`` fused copies of ``model`` (weights included)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fused = fused_model([model] * groups).to(device).train()
+    if len(sample_shape) == 3:
+        fused.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(fused.parameters(), recipe)
+    c, *rest = sample_shape
+    x = torch.randn(recipe.batch_size, groups * c, *rest, device=device)
+    if len(sample_shape) == 3:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.zeros(recipe.batch_size, groups, dtype=torch.long, device=device)
+    weight = torch.ones(fused.num_classes, device=device) if recipe.class_weighted else None
+    for _ in range(2):   # the second step holds the optimiser state too
+        _training_step(fused, optimizer, x, y, weight, recipe.amp)
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    if recipe.best_validation_from is not None:
+        peak += sum(t.numel() * t.element_size() for t in fused.state_dict().values())
+    del fused, optimizer, x, y
+    torch.cuda.empty_cache()
+    return peak
