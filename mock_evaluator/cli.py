@@ -13,6 +13,7 @@ from starter_kit.settings import DATASETS
 
 EXIT_OVER_BUDGET = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130   # the shell's code for Ctrl-C
 
 
 class _SubmissionAction(argparse.Action):
@@ -75,6 +76,18 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                         help="largest allowed mean unlearning time as a fraction of one retrain (challenge: about 0.2)")
     parser.add_argument("--warn-only", action="store_true", help="over budget: warn, but exit 0")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 on a CPU, 1 on a GPU)")
+    parser.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
+                        help="stop an unlearning run that takes longer and report it as the submission's failure "
+                             "(default: 10 x the budgeted time of a run, i.e. 10 x TIME_BUDGET x the retrain time "
+                             "measured in the run, at least 60 s)")
+    parser.add_argument("--executor", choices=("local", "inline", "ray"), default="local",
+                        help="local: spawned worker processes (a submission that hangs, exits or crashes cannot take "
+                             "the evaluator with it); inline: in this process, no isolation or timeout (debugging); "
+                             "ray: a Ray cluster (pip install -r requirements-ray.txt)")
+    parser.add_argument("--ray-address", default=None,
+                        help="--executor ray: the cluster to join (default: $RAY_ADDRESS if set, else a local instance)")
+    parser.add_argument("--gpus-per-job", type=float, default=0.0,
+                        help="--executor ray: GPUs each job reserves; a fraction (0.25) lets jobs share a GPU")
     parser.add_argument("--oracle-chunk", type=int, default=ORACLE_CHUNK,
                         help=f"oracles trained at once as one fused network (default {ORACLE_CHUNK}; part of the cache key)")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
@@ -99,7 +112,8 @@ def _config(args, submissions) -> EvalConfig:
                       num_models=args.num_models, seed=args.seed, device=args.device, output_dir=args.output_dir,
                       run_name=args.run_name, cache_dir=args.cache_dir, time_budget=args.time_budget,
                       warn_only=args.warn_only, workers=args.workers, attack_models=args.attack_models,
-                      baseline=not args.no_baseline, progress=not args.quiet)
+                      baseline=not args.no_baseline, progress=not args.quiet, run_timeout=args.run_timeout,
+                      executor=args.executor, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job)
 
 
 def main(argv=None) -> int:
@@ -128,6 +142,10 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\nINTERRUPTED: the workers are stopped and every finished model is saved in the cache; run the same "
+              "command again to continue from there.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return report_and_exit_code(results, evaluation, config)
 
 

@@ -40,6 +40,9 @@ ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
 ORACLE_CHUNK = 128
 DEFAULT_SUBMISSION = "submission/unlearning.py"
 DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
+# the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
+RUN_TIMEOUT_FACTOR = 10
+RUN_TIMEOUT_FLOOR = 60.0
 
 
 class SubmissionError(RuntimeError):
@@ -66,6 +69,10 @@ class EvalConfig:
     baseline: bool = True
     oracle_chunk: int = ORACLE_CHUNK
     progress: bool = True
+    run_timeout: float | None = None      # seconds per unlearning run; None: see Evaluation.run_timeout
+    executor: str = "local"               # "local" (processes), "inline" (this process, debugging) or "ray"
+    ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
+    gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
 
     def __post_init__(self):
         if not 2 <= self.num_models <= MAX_MODELS:
@@ -78,6 +85,12 @@ class EvalConfig:
             raise ValueError(f"--oracle-chunk must be >= 1, got {self.oracle_chunk}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.run_timeout is not None and not self.run_timeout > 0:
+            raise ValueError(f"--run-timeout must be a positive number of seconds, got {self.run_timeout}")
+        if self.executor not in ("local", "inline", "ray"):
+            raise ValueError(f"--executor must be local, inline or ray, got {self.executor!r}")
+        if self.gpus_per_job < 0:
+            raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
 
 
 def resolve_device(device: str) -> str:
@@ -154,7 +167,9 @@ class Evaluation:
     @property
     def executor(self) -> Executor:
         if self._executor is None:
-            self._executor = make_executor(self.config.workers or default_workers(self.device))
+            cfg = self.config
+            self._executor = make_executor(cfg.workers or default_workers(self.device), cfg.executor,
+                                           cfg.ray_address, cfg.gpus_per_job)
         return self._executor
 
     def close(self) -> None:
@@ -235,9 +250,20 @@ class Evaluation:
         seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
         jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],)) for i in range(cfg.num_models)]
         return self._cached_jobs(f"{method.name}: unlearning", method.name, folder,
-                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs)
+                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs,
+                                 timeout=self.run_timeout())
 
-    def _cached_jobs(self, description: str, label: str, folder: Path, paths: list[Path], jobs: list) -> dict:
+    def run_timeout(self) -> float:
+        """Seconds one unlearning run may take before it is stopped: ``config.run_timeout``, else
+        ``RUN_TIMEOUT_FACTOR`` x the budgeted time of a run (time budget x the retrain measured in this run),
+        at least ``RUN_TIMEOUT_FLOOR`` (worker start-up and a loaded machine must never trip it)."""
+        if self.config.run_timeout is not None:
+            return self.config.run_timeout
+        budgeted = self.config.time_budget * self.retrain_seconds()
+        return max(RUN_TIMEOUT_FLOOR, RUN_TIMEOUT_FACTOR * budgeted)
+
+    def _cached_jobs(self, description: str, label: str, folder: Path, paths: list[Path], jobs: list,
+                     timeout: float | None = None) -> dict:
         """Load what ``paths`` already hold, run the missing jobs (progress bar), save each result as it
         comes, and return the arrays of all of them concatenated in order."""
         cfg = self.config
@@ -251,7 +277,7 @@ class Evaluation:
                        initial=cfg.num_models - sum(len(job.seeds) for job in todo))
             error = None
             try:
-                for job, result in self.executor.map_unordered(J.run_job, todo):
+                for job, result in self.executor.map_unordered(J.run_job, todo, timeout=timeout):
                     if result.error is not None:
                         error = result.error
                         break

@@ -1,7 +1,12 @@
 """The evaluator's jobs and the worker-side code that runs them.
 
 A job carries only small, picklable facts (names, paths, seeds); the worker rebuilds the setting
-and the original model once per process from the :class:`Context`.
+and the original model once per process from the :class:`Context`, unless an engine handed them over
+already (:func:`provide_shared`: the Ray executor ships them once through its object store).
+
+A submission that raises -- ``SystemExit`` and ``KeyboardInterrupt`` included -- gives a result whose
+``error`` names the model and the cause; the executors add timeouts and dead workers
+(:mod:`mock_evaluator.executor`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from functools import lru_cache
 
 import numpy as np
@@ -40,6 +46,7 @@ class OracleJob:
     context: Context
     seeds: tuple
     slot: int                       # which chunk of the oracle set
+    subject: ClassVar[str] = "the oracle training"
 
     def describe(self) -> str:
         return f"oracles {self.seeds[0]}..{self.seeds[-1]}"
@@ -53,6 +60,7 @@ class UnlearningJob:
     method: Method
     slot: int                       # the model index i (0 .. N-1)
     seeds: tuple                    # (seed,): run i of every method uses the same seed
+    subject: ClassVar[str] = "the submission"
 
     def describe(self) -> str:
         return f"model {self.slot}"
@@ -65,6 +73,7 @@ class RetrainTimingJob:
     context: Context
     seeds: tuple
     slot: int = 0
+    subject: ClassVar[str] = "the timing retrain"
 
     def describe(self) -> str:
         return f"the timing retrain (seed {self.seeds[0]})"
@@ -81,20 +90,41 @@ class JobResult:
         return {**stack_figures(self.figures), "seconds": np.array(self.seconds), "seeds": np.array(job.seeds)}
 
 
+_provided: dict[Context, tuple] = {}   # context -> (setting, original state dict), see provide_shared
+
+
+def provide_shared(context: Context, setting, original_state: dict) -> None:
+    """Hand this process the setting and the original weights of ``context`` (instead of loading them
+    from ``context``'s names and paths); an engine that ships them once per worker calls this."""
+    _provided.clear()  # one evaluation at a time per worker: keep memory flat
+    _provided[context] = (setting, original_state)
+
+
+def shared_objects(context: Context) -> tuple:
+    """``(setting, original state dict)`` of ``context``: what every job of it needs."""
+    if context in _provided:
+        return _provided[context]
+    return _load_setting(context.dataset, context.data_dir, context.setting_options), _load_state(context.original_path)
+
+
 @lru_cache(maxsize=2)
-def _setting(dataset: str, data_dir: str | None, options: tuple):
+def _load_setting(dataset: str, data_dir: str | None, options: tuple):
     return load_setting(dataset, data_dir, **dict(options))
 
 
 @lru_cache(maxsize=2)
-def _original_state(path: str) -> dict:
+def _load_state(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _setting(context: Context):
+    return shared_objects(context)[0]
+
+
 def _fresh_original(context: Context):
-    setting = _setting(context.dataset, context.data_dir, context.setting_options)
+    setting, state = shared_objects(context)
     model = setting.make_model()
-    model.load_state_dict(_original_state(context.original_path))
+    model.load_state_dict(state)
     return setting, model.to(context.device).eval()
 
 
@@ -110,7 +140,7 @@ def run_job(job) -> JobResult:
 
 def _run_oracles(job: OracleJob) -> JobResult:
     ctx = job.context
-    setting = _setting(ctx.dataset, ctx.data_dir, ctx.setting_options)
+    setting = _setting(ctx)
     start = time.perf_counter()
     models = train_models(setting.make_model, *setting.data.retain, setting.recipe, job.seeds, ctx.device,
                           validation=setting.data.validation)
@@ -120,7 +150,7 @@ def _run_oracles(job: OracleJob) -> JobResult:
 
 def _time_retrain(job: RetrainTimingJob) -> JobResult:
     ctx = job.context
-    setting = _setting(ctx.dataset, ctx.data_dir, ctx.setting_options)
+    setting = _setting(ctx)
     start = time.perf_counter()
     train_models(setting.make_model, *setting.data.retain, setting.recipe, list(job.seeds), ctx.device,
                  fuse=False, validation=setting.data.validation)
@@ -165,6 +195,12 @@ def _run_unlearning(job: UnlearningJob) -> JobResult:
         figures = model_figures(net, setting.data)
     except ModelFailure as failure:
         return JobResult(error=f"{job.describe()}: {failure}")
+    except SystemExit as stop:
+        return JobResult(error=f"{job.describe()}: the submission called sys.exit({stop.code!r}); it must return, "
+                               "not end the process")
+    except KeyboardInterrupt:
+        return JobResult(error=f"{job.describe()}: the submission raised KeyboardInterrupt (an interrupt inside the "
+                               "submission is treated as its failure; finished models are saved)")
     except Exception as error:  # the submission's own bug
         return JobResult(error=f"{job.describe()}: unlearning() raised {type(error).__name__}: {error}")
     if not math.isfinite(seconds):
