@@ -332,8 +332,9 @@ def auto_oracle_chunk(make_model, device: str | torch.device, recipe: Recipe | N
     training step (``recipe``'s batch size, optimiser, amp; inputs of ``sample_shape`` such as
     ``(3, 32, 32)``) is run at G = 1 and G = 2; the peak-memory difference is one model's share (weights,
     gradients, optimiser state, activations; plus a best-validation copy when the recipe keeps one), and
-    G fills ``memory_fraction`` of the free memory divided among ``workers`` processes sharing the GPU,
-    capped at ``max_chunk``.
+    G is the largest power of two that fills at most ``memory_fraction`` of the free memory divided among
+    ``workers`` processes sharing the GPU, capped at ``max_chunk`` (a power of two keeps the choice, and
+    so the oracles' cache key, stable when the free memory varies a little).
     """
     device = torch.device(device)
     if workers < 1 or max_chunk < 1 or not 0 < memory_fraction <= 1:
@@ -353,8 +354,8 @@ def auto_oracle_chunk(make_model, device: str | torch.device, recipe: Recipe | N
     per_model = max(two - one, 1)
     fixed = max(one - per_model, 0)
     free, _ = torch.cuda.mem_get_info(device)
-    budget = free * memory_fraction / workers - fixed
-    return int(min(max(budget // per_model, 1), max_chunk))
+    fits = int(min(max((free * memory_fraction / workers - fixed) // per_model, 1), max_chunk))
+    return 1 << (fits.bit_length() - 1)   # a power of two: the same G (and oracle cache key) run after run
 
 
 def _step_memory(model: nn.Module, groups: int, recipe: Recipe, sample_shape: tuple, device: torch.device) -> int:
