@@ -143,15 +143,15 @@ def _unlearning_worker(device: str, num_images: int, amp: bool, seed: int, barri
     warm = make_loaders(dataclasses.replace(data, train_inputs=inputs[:512], train_targets=targets[:512],
                                             forget_idx=np.arange(51)), batch_size=128, seed=seed)
     torch.backends.cudnn.benchmark = True
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
         cifar_kit_unlearning(resnet18().to(device), warm.retain, warm.forget, warm.validation)   # warm-up
         torch.manual_seed(seed)
         net = resnet18().to(device)
-        torch.cuda.synchronize(device)
+        synchronize(torch.device(device))
         barrier.wait()
         start = time.time()
         cifar_kit_unlearning(net, loaders.retain, loaders.forget, loaders.validation)
-        torch.cuda.synchronize(device)
+        synchronize(torch.device(device))
     results.put((start, time.time()))
 
 
