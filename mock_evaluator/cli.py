@@ -88,8 +88,10 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                         help="--executor ray: the cluster to join (default: $RAY_ADDRESS if set, else a local instance)")
     parser.add_argument("--gpus-per-job", type=float, default=0.0,
                         help="--executor ray: GPUs each job reserves; a fraction (0.25) lets jobs share a GPU")
-    parser.add_argument("--oracle-chunk", type=int, default=ORACLE_CHUNK,
-                        help=f"oracles trained at once as one fused network (default {ORACLE_CHUNK}; part of the cache key)")
+    parser.add_argument("--oracle-chunk", type=lambda v: v if v == "auto" else int(v), default=ORACLE_CHUNK,
+                        help="oracles trained at once as one fused network: a number, or 'auto' (default: CPU 128 "
+                             "small models or 8 ResNet-18s; CUDA what fits 80%% of free memory, at most 64); "
+                             "part of the oracles' cache key")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
     parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle: epochs of the training recipe")

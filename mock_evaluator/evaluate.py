@@ -37,7 +37,7 @@ from starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
-ORACLE_CHUNK = 128
+ORACLE_CHUNK = "auto"   # or a number of oracles trained at once; see starter_kit.training.auto_oracle_chunk
 DEFAULT_SUBMISSION = "submission/unlearning.py"
 DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
 # the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
@@ -67,7 +67,7 @@ class EvalConfig:
     workers: int | None = None
     attack_models: int = 32
     baseline: bool = True
-    oracle_chunk: int = ORACLE_CHUNK
+    oracle_chunk: int | str = ORACLE_CHUNK
     progress: bool = True
     run_timeout: float | None = None      # seconds per unlearning run; None: see Evaluation.run_timeout
     executor: str = "local"               # "local" (processes), "inline" (this process, debugging) or "ray"
@@ -81,8 +81,8 @@ class EvalConfig:
             raise ValueError(f"--time-budget must be positive, got {self.time_budget}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.oracle_chunk < 1:
-            raise ValueError(f"--oracle-chunk must be >= 1, got {self.oracle_chunk}")
+        if self.oracle_chunk != "auto" and (not isinstance(self.oracle_chunk, int) or self.oracle_chunk < 1):
+            raise ValueError(f"--oracle-chunk must be 'auto' or an integer >= 1, got {self.oracle_chunk!r}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.run_timeout is not None and not self.run_timeout > 0:
@@ -220,12 +220,23 @@ class Evaluation:
         are saved as soon as it finishes (the oracle weights themselves are not kept)."""
         cfg = self.config
         seeds = seeds_for(cfg.seed, role, cfg.num_models)
-        chunk = cfg.oracle_chunk
+        chunk = self.oracle_chunk()
         folder = self.cache / "oracles" / f"{self.setting.name}-{self.key('oracles', chunk)}"
         chunks = [tuple(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk)]
         jobs = [J.OracleJob(self.context, c, i) for i, c in enumerate(chunks)]
         return self._cached_jobs(f"{role}: retraining", role, folder,
                                  [folder / f"seeds-{c[0]}-{c[-1]}.npz" for c in chunks], jobs)
+
+    def oracle_chunk(self) -> int:
+        """Oracles per fused training job: ``--oracle-chunk`` or, with ``auto``, what fits the device (CPU: 128
+        small models or 8 ResNet-18s; CUDA: measured from free memory). Part of the oracles' cache key."""
+        if self.config.oracle_chunk != "auto":
+            return self.config.oracle_chunk
+        from starter_kit.training import auto_oracle_chunk
+
+        workers = self.config.workers or default_workers(self.device)
+        return auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
+                                 tuple(self.setting.data.train_inputs.shape[1:]), workers=workers)
 
     def retrain_seconds(self) -> float:
         """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""
