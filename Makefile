@@ -10,7 +10,7 @@ ARGS ?=
 SUBMISSION ?= submission/unlearning.py
 OPTIONS ?=
 
-.PHONY: setup test evaluate srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip clean clean-cache
+.PHONY: setup test evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip clean clean-cache
 
 setup: $(VENV)/.installed
 
@@ -27,9 +27,16 @@ test: setup
 evaluate: setup
 	$(PY) -m mock_evaluator --num-models $(N) $(ARGS)
 
+# Every registered method (methods/registry.py) side by side, with intervals; ARGS="--methods fcs,ga" for a few.
+leaderboard: setup
+	$(PY) -m mock_evaluator leaderboard --num-models $(N) $(ARGS)
+
 # The picture of "forget accuracy goes low while retain accuracy stays high" during one SRFL run.
 srfl-curve: setup
-	$(PY) -m submission.curve
+	$(PY) -m submission.curve --method srfl
+
+alif-curve: setup
+	$(PY) -m submission.curve --method alif
 
 bench: setup
 	$(PY) benchmarks/bench_metric.py
