@@ -18,7 +18,12 @@ Per-setting defaults:
 |---|---|---|
 | epochs | 4 | 2⅔ (the same fraction of a retrain) |
 | class weights | 1.0, 0.05 × 9 | none |
-| noise σ, lr | 0.6 then 0.005, 7e-4 | as published |
+| noise σ, lr | 0.6 then 0.005, 7e-4 | σ as published, lr tuned (see below) |
+Tuning (digits): learning rates as published left the model broken (retain accuracy 0.26 after the σ =
+0.6 noise); the search scaled the learning rate, N = 16 runs per value scored against the cached
+seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): final score ×1 0.0003, ×3 0.0019,
+×10 0.0068, ×30 0.0152, ×100 0.0327 (retain accuracy 0.26, 0.51, 0.78, 0.91, 0.95). Chosen: ×100 (lr
+0.07); larger values were not tried.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import add_gaussian_noise, conv_weights, fine_tune
 
 _PUBLISHED = dict(epochs=4.0, lr=7e-4, momentum=0.9, weight_decay=5e-4, noise_std=0.6, last_epoch_noise_std=0.005,
                   last_noise_at=0.75,
                   class_weights=(1.0,) + (0.05,) * 9)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(4.0), class_weights=None)}
+DEFAULTS = {"resnet18": _PUBLISHED,
+            "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(4.0), class_weights=None), 100)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

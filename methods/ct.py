@@ -22,7 +22,13 @@ Per-setting defaults:
 | | resnet18 (published) | digits |
 |---|---|---|
 | epochs | 3 | 2 (the same fraction of a retrain) |
-| lr | 1e-3 | as published |
+| lr | 1e-3 | tuned, see below |
+Tuning (digits): learning rates as published left the model broken (retain accuracy 0.47: the kernel
+swap needs a larger step to be re-learnt in 2 epochs); the search scaled all of the method's learning
+rates together, N = 16 runs per value scored against the cached seed-1 oracle set A (``--seed 1``,
+never the leaderboard's seed 0): ×1 0.0008 (final score), ×3 0.0050, ×10 0.0091, ×30 0.0137. Chosen: ×30 (lr 0.03).
+
+The score still rose at ×30; ×100 was not tried for lack of CPU time.
 """
 
 from __future__ import annotations
@@ -33,12 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import conv_weights, fine_tune, logits_over_loader
 
 _PUBLISHED = dict(variant="ensemble", b_probability=266 / 512, epochs=3.0, lr=1e-3, momentum=0.9,
                   weight_decay=5e-4, b_relabel_at=2 / 3, b_forget_batch=64)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(3.0))}
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(3.0)), 30)}
 VARIANTS = ("ensemble", "a", "b")
 
 

@@ -9,18 +9,23 @@ Per-setting defaults:
 | | resnet18 (published range) | digits |
 |---|---|---|
 | forget epochs | 5 | 3⅓ (the same fraction of a retrain) |
-| lr | 1e-4 | see below |
+| lr | 1e-4 | tuned, see below |
+Tuning (digits): learning rates as published (1e-4) changed nothing measurable (forget accuracy 1.0);
+the search scaled all of the method's learning rates together, N = 16 runs per value scored against
+the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×1 0.0167, ×10 0.0165,
+×100 0.0165 -- no value in the published range 1e-4 … 1e-2 forgets anything in 7 steps. Chosen: ×100
+(lr 1e-2, the top of the published range).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
 
 _PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(5.0))}
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(5.0)), 100)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

@@ -15,7 +15,13 @@ Per-setting defaults:
 |---|---|---|
 | warm-up epochs (validation) | 3 | 2 (the same fraction of a retrain) |
 | retain epochs | 3 | 2 |
-| learning rates | 9e-4, 1e-3 | as published |
+| learning rates | 9e-4, 1e-3 | tuned, see below |
+Tuning (digits): learning rates as published left the model broken (retain accuracy 0.29 after
+resetting conv1 and fc); the search scaled all of the method's learning rates together, N = 16 runs
+per value scored against the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed
+0): ×1 0.0002, ×3 0.0010, ×10 0.0038, ×30 0.0148. Chosen: ×30 (warm-up lr 0.027, retain lr 0.03).
+
+The score still rose at ×30; ×100 was not tried for lack of CPU time.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise
 
 _PUBLISHED = dict(warmup_epochs=3.0, warmup_lr=9e-4, epochs=3.0, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                   temperature=5.0, reset=("conv1", "fc"))
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, warmup_epochs=scaled(3.0), epochs=scaled(3.0))}
+DEFAULTS = {"resnet18": _PUBLISHED,
+            "digits": lrs_scaled(dict(_PUBLISHED, warmup_epochs=scaled(3.0), epochs=scaled(3.0)), 30)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

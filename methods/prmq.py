@@ -14,7 +14,13 @@ Per-setting defaults:
 | | resnet18 (published) | digits |
 |---|---|---|
 | epochs | ≈3.2 (a step cap) | 2.13 (the same fraction of a retrain) |
-| lr | 5e-4 | see below |
+| lr | 5e-4 | tuned, see below |
+Tuning (digits): learning rates as published left the model broken (retain accuracy 0.82 after pruning
+99%); the search scaled all of the method's learning rates together, N = 16 runs per value scored
+against the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×1 0.0062, ×3
+0.0122, ×10 0.0384, ×30 0.0908. Chosen: ×30 (lr 0.015).
+
+The score still rose at ×30; ×100 was not tried for lack of CPU time.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import class_counts, fine_tune, frozen_copy, magnitude_masks, num_classes_of
 
 _PUBLISHED = dict(epochs=3.2, lr=5e-4, momentum=0.9, weight_decay=5e-4, prune_fraction=0.99, count_power=-0.1,
                   entropy_weight=1.0)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(3.2))}
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(3.2)), 30)}
 
 
 def prunable_layers(net: nn.Module) -> list[nn.Module]:

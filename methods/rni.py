@@ -15,7 +15,14 @@ Per-setting defaults:
 | | resnet18 (published) | digits |
 |---|---|---|
 | epochs per phase | 1 (9 in all) | 2/3 (6 in all: the same fraction of a retrain) |
-| learning rates | 2e-4 … 1e-3 | as published |
+| learning rates | 2e-4 … 1e-3 | tuned, see below |
+Tuning (digits): learning rates as published left the model broken (retain accuracy 0.30 after
+resetting fc); the search scaled all of the method's learning rates together, N = 16 runs per value
+scored against the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×1
+0.0003, ×3 0.0020, ×10 0.0059, ×30 0.0099. Chosen: ×30 (lr 6e-3 … 0.03).
+
+The partial phases then barely matter on digits (forget accuracy 0.998 at ×30): the method re-learns
+the original.
 """
 
 from __future__ import annotations
@@ -23,12 +30,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import add_gaussian_noise, fine_tune, is_batch_norm_parameter, reinitialise
 
 _PUBLISHED = dict(epochs_per_phase=1.0, partial_lrs=(2e-4,) * 5, full_lrs=(2e-4, 2e-4, 2e-4, 1e-3),
                   num_partial=9, num_noised=6, noise_std=0.04, momentum=0.9, weight_decay=5e-4)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs_per_phase=scaled(1.0))}
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs_per_phase=scaled(1.0)), 30)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

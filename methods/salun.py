@@ -12,19 +12,23 @@ Per-setting defaults:
 | | resnet18 | digits |
 |---|---|---|
 | epochs (retain) | 3 | 2 (the same fraction of a retrain) |
-| lr | 0.01 | see below |
+| lr | 0.01 | tuned, see below |
+Tuning (digits): learning rates as published (our 0.01) damaged the model (retain accuracy 0.88); the
+search scaled all of the method's learning rates together, N = 16 runs per value scored against the
+cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×0.3 0.0146, ×1 0.0017.
+Chosen: ×0.3 (lr 3e-3, as random labels).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import (accumulated_gradients, cross_entropy_step, fine_tune, magnitude_masks,
                                          multiply_gradients, random_label_cross_entropy, with_forget_batch)
 
 _PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4, mask_fraction=0.5)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(3.0))}
+DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(3.0)), 0.3)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

@@ -40,3 +40,10 @@ def method_options(net: nn.Module, defaults: dict, options: dict, method: str) -
 def scaled(epochs: float) -> float:
     """Published epochs scaled to the digits setting (the same fraction of a retrain)."""
     return epochs * DIGITS_EPOCH_SCALE
+
+
+def lrs_scaled(options: dict, factor: float) -> dict:
+    """``options`` with every learning rate (keys containing ``lr``; tuples element-wise) times ``factor``:
+    how a digits default keeps a method's learning-rate structure when the search scales it."""
+    return {key: (tuple(v * factor for v in value) if isinstance(value, tuple) else value * factor)
+            if "lr" in key else value for key, value in options.items()}

