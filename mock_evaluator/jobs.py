@@ -128,7 +128,19 @@ def _fresh_original(context: Context):
     return setting, model.to(context.device).eval()
 
 
+def _no_clock() -> None:
+    pass
+
+
+# called when the timed part of a job begins (for an unlearning run: right before the submission is called,
+# after this process has loaded the setting and the submission); a worker process sets it to tell the driver
+# when the job's time limit starts to count
+clock_starts = _no_clock
+
+
 def run_job(job) -> JobResult:
+    if not isinstance(job, UnlearningJob):
+        clock_starts()
     if isinstance(job, OracleJob):
         return _run_oracles(job)
     if isinstance(job, UnlearningJob):
@@ -187,6 +199,7 @@ def _run_unlearning(job: UnlearningJob) -> JobResult:
     torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
     np.random.seed(seed % 2**32)
     random.seed(seed)
+    clock_starts()
     start = time.perf_counter()
     try:
         returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
