@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m submission.curve", description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=sorted(METHODS), default="srfl")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {SETTINGS}")
-    parser.add_argument("--epochs", type=int, default=None, help="override the curve's epochs on every setting")
+    parser.add_argument("--epochs", type=float, default=None, help="override the curve's epochs on every setting")
     parser.add_argument("--lr", type=float, default=None, help="override the curve's lr on every setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kaggle-dir", default="mock_kaggle_input")

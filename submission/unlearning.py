@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, inverse_frequency_weights, kl_to_teacher,
-                                          model_device, num_classes_of, trainable_only)
+                                          lr_factor, model_device, num_classes_of, steps_in, trainable_only)
 
 TRAINABLE_STAGES = ("layer1", "layer2")
 
@@ -89,8 +89,8 @@ VARIANTS = {
 # Per-model defaults (epochs, lr), chosen so the evaluator's time_fraction stays under the 0.2 budget.
 # How they were measured is in the docstring of `unlearning`.
 DEFAULTS_BY_MODEL = {
-    "SmallResNet": {"epochs": 4, "lr": 1e-2},   # the digits setting
-    "ResNet": {"epochs": 1, "lr": 1e-2},        # torchvision resnet18: Kaggle layout, CIFAR-10
+    "SmallResNet": {"epochs": 2, "lr": 1e-2},   # the digits setting: 36 steps
+    "ResNet": {"epochs": 0.3, "lr": 1e-2},      # torchvision resnet18: Kaggle layout, CIFAR-10 (mock: 5 steps)
 }
 FALLBACK_MODEL = "ResNet"
 
@@ -135,8 +135,8 @@ def _first_batch_is_dict(loader) -> bool:
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, *,
-               variant: str = "submitted", epochs: int | None = None, lr: float | None = None,
-               momentum: float = 0.9, weight_decay: float = 1e-4, schedule: str = "cosine",
+               variant: str = "submitted", epochs: float | None = None, lr: float | None = None,
+               momentum: float = 0.9, weight_decay: float = 1e-4, schedule="cosine_per_epoch",
                roll_steps=None, class_weights="auto", seed: int | None = None,
                record: list | None = None) -> nn.Module:
     """Unlearn ``forget_loader`` from ``net`` with SRFL; changes ``net`` in place and returns it (eval mode).
@@ -146,19 +146,32 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     overrides the roll set (non-empty, no 0). ``validation_loader`` is not used.
 
     Optimiser (the author's): SGD with ``lr``, ``momentum`` 0.9, ``weight_decay`` 1e-4 over the
-    parameters of layer1/layer2; ``schedule="cosine"`` anneals the lr with ``T_max = epochs``, stepped
-    once per epoch (so epoch e runs at lr * (1 + cos(pi e / epochs)) / 2), ``"constant"`` keeps it.
+    parameters of layer1/layer2. ``epochs`` passes over the retain loader (a fraction caps the steps
+    at ``round(epochs * len(retain_loader))``). ``schedule`` (:func:`lr_factor`):
+    ``"cosine_per_epoch"`` (default, the author's ``CosineAnnealingLR(T_max=epochs)`` stepped once per
+    epoch: epoch e runs at ``lr * (1 + cos(pi e / epochs)) / 2``), ``"cosine"`` (per step),
+    ``"constant"``, or a callable ``(step, total_steps) -> factor``.
 
     ``class_weights`` (for the CE terms of ``"submitted"``): ``"auto"`` (default) -- 1/count of each
     class in the retain loader when the batches are Kaggle dicts (the Kaggle layout, whose recipe
     weights its CE so), none for ``(inputs, targets)`` tuple batches (digits, CIFAR-10: the kit's CE is
     unweighted); ``"inverse_frequency"`` -- 1/count always; ``None`` -- off; or a tensor of weights.
+    Inferring them takes one pass over the retain loader (and one batch to see its type).
 
-    ``epochs`` / ``lr`` default by model class (:data:`DEFAULTS_BY_MODEL`): SmallResNet (digits)
-    4 epochs, lr 1e-2; torchvision ResNet (resnet18: Kaggle layout, CIFAR-10) 1 epoch, lr 1e-2. The
-    author used lr 1e-3 and 1 epoch on CIFAR-10 (~700 steps an epoch); on the small settings here an
-    epoch is ~18 steps, where lr 1e-3 barely moves the model. Measured time fractions (mean unlearning
-    time / one retrain, evaluator, 2 loaded CPU cores): see the project README's SRFL section.
+    ``epochs`` / ``lr`` default by model class (:data:`DEFAULTS_BY_MODEL`), to keep the evaluator's
+    time_fraction (mean unlearning time / one retrain) under the challenge's 0.2:
+
+    * ``SmallResNet`` (digits): 2 epochs (36 steps), lr 1e-2. 4 epochs measured 0.25-0.31 (over budget;
+      ``python -m mock_evaluator --num-models 16 --no-baseline --warn-only --seed 1``, 2 heavily loaded
+      CPU cores); 2 epochs about half that. lr 1e-3 barely moves the model in 36 steps; lr 2e-2 and
+      5e-2 lowered forget accuracy (0.50) but retain and test accuracy more (0.70-0.73 / 0.66-0.69).
+    * torchvision ``ResNet`` (resnet18: Kaggle layout, CIFAR-10): 0.3 epoch, lr 1e-2. The mock Kaggle
+      input's retrain is only 3 epochs, so one SRFL epoch (18 steps) measured 0.47 of a retrain
+      (``--dataset kaggle --data-dir mock_kaggle_input --num-models 4 --epochs 3``); 0.3 epoch is 5
+      steps there. Where the retrain is the organisers' 30 epochs (real Kaggle, CIFAR-10) the
+      author's ``epochs=1, lr=1e-3`` also fits the budget.
+
+    These defaults are submission runs; the decoupling picture needs more steps (``submission.curve``).
 
     ``seed`` fixes the roll steps (the loaders' own generators fix the data order). Pass a list as
     ``record`` to receive one dict per step: ``{"step", "epoch", "lr", "loss", "facc", "racc"}`` --
@@ -171,53 +184,50 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     defaults = DEFAULTS_BY_MODEL.get(type(net).__name__, DEFAULTS_BY_MODEL[FALLBACK_MODEL])
     epochs = defaults["epochs"] if epochs is None else epochs
     lr = defaults["lr"] if lr is None else lr
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1 (one epoch = one pass over the retain loader), got {epochs!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+        raise ValueError(f"epochs must be a number > 0 (one epoch = one pass over the retain loader; a fraction "
+                         f"caps the steps), got {epochs!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' (per epoch, T_max = epochs) or 'constant', got {schedule!r}")
     steps = [int(s) for s in (settings["roll_steps"] if roll_steps is None else roll_steps)]
     if not steps or 0 in steps:
         raise ValueError(f"roll_steps must be non-empty and exclude 0 (a roll by 0 changes nothing), got {steps}")
     weights = settings["weights"]
 
     device = model_device(net)
+    total = steps_in(retain_loader, epochs, "retain loader")
+    lr_factor(schedule, 0, total, len(retain_loader))  # an unknown schedule fails here, before any training
     teacher = frozen_copy(net)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     choices = torch.tensor(steps)
     with trainable_only(net, TRAINABLE_STAGES, "SRFL") as trainable:
         cw = _class_weights(class_weights, retain_loader, net) if weights.ce_retain else None
         optimizer = torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if schedule == "cosine" else None
         forget_batches = cycle(forget_loader, "forget loader")
         net.train()  # the author's code: every batch-norm layer in train mode, frozen ones included
-        step = 0
         try:
-            for epoch in range(epochs):
-                for retain_batch in retain_loader:
-                    retain_x, retain_y = batch_on(retain_batch, device)
-                    forget_x, forget_y = batch_on(next(forget_batches), device)
-                    with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
-                        teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
-                            [len(forget_x), len(retain_x)])
-                    shift = int(choices[torch.randint(len(choices), (1,), generator=rng)])
-                    student_forget, student_retain = net(forget_x), net(retain_x)
-                    loss = srfl_loss(student_forget, teacher_forget, shift, student_retain, teacher_retain,
-                                     retain_y, weights, cw)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    if record is not None:
-                        record.append({
-                            "step": step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                            "loss": loss.item(), "shift": shift,
-                            "facc": (student_forget.argmax(1) == forget_y).float().mean().item(),
-                            "racc": (student_retain.argmax(1) == retain_y).float().mean().item(),
-                        })
-                    step += 1
-                if scheduler is not None:
-                    scheduler.step()
+            for step, retain_batch in zip(range(total), cycle(retain_loader, "retain loader")):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(schedule, step, total, len(retain_loader))
+                retain_x, retain_y = batch_on(retain_batch, device)
+                forget_x, forget_y = batch_on(next(forget_batches), device)
+                with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
+                    teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
+                        [len(forget_x), len(retain_x)])
+                shift = int(choices[torch.randint(len(choices), (1,), generator=rng)])
+                student_forget, student_retain = net(forget_x), net(retain_x)
+                loss = srfl_loss(student_forget, teacher_forget, shift, student_retain, teacher_retain,
+                                 retain_y, weights, cw)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if record is not None:
+                    record.append({
+                        "step": step, "epoch": step // len(retain_loader), "lr": optimizer.param_groups[0]["lr"],
+                        "loss": loss.item(), "shift": shift,
+                        "facc": (student_forget.argmax(1) == forget_y).float().mean().item(),
+                        "racc": (student_retain.argmax(1) == retain_y).float().mean().item(),
+                    })
         finally:
             net.eval()
     return net
