@@ -51,7 +51,7 @@ from torch import nn
 from starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, inverse_frequency_weights, kl_to_teacher,
                                           lr_factor, model_device, num_classes_of, steps_in, trainable_only)
 
-TRAINABLE_STAGES = ("layer1", "layer2")
+SRFL_STAGES = ("layer1", "layer2")
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,13 @@ class SRFLWeights:
     constant: float = 0.0
 
 
-FORGET_WEIGHT = 0.8  # the author's fweight w: KL terms 0.5(1-w) retain, w forget; CE 0.5(1-w)
+SRFL_FORGET_WEIGHT = 0.8  # the author's fweight w: KL terms 0.5(1-w) retain, w forget; CE 0.5(1-w)
 
-VARIANTS = {
+SRFL_VARIANTS = {
     "submitted": {
-        "weights": SRFLWeights(kl_retain=0.5 * (1 - FORGET_WEIGHT), kl_forget=FORGET_WEIGHT,
-                               ce_retain=0.5 * (1 - FORGET_WEIGHT) + 1.0,  # the distillation CE + the full-weight CE
+        # the distillation terms 0.5(1-w), w, 0.5(1-w), plus the second, full-weight retain CE
+        "weights": SRFLWeights(kl_retain=0.5 * (1 - SRFL_FORGET_WEIGHT), kl_forget=SRFL_FORGET_WEIGHT,
+                               ce_retain=0.5 * (1 - SRFL_FORGET_WEIGHT) + 1.0,
                                cosine=1.0, cosine_to="unrolled", constant=-1.0),
         "roll_steps": (-3, 3),
     },
@@ -88,11 +89,11 @@ VARIANTS = {
 
 # Per-model defaults (epochs, lr), chosen so the evaluator's time_fraction stays under the 0.2 budget.
 # How they were measured is in the docstring of `unlearning`.
-DEFAULTS_BY_MODEL = {
+SRFL_DEFAULTS = {
     "SmallResNet": {"epochs": 2, "lr": 1e-2},   # the digits setting: 36 steps
     "ResNet": {"epochs": 0.3, "lr": 1e-2},      # torchvision resnet18: Kaggle layout, CIFAR-10 (mock: 5 steps)
 }
-FALLBACK_MODEL = "ResNet"
+SRFL_FALLBACK_MODEL = "ResNet"
 
 
 def srfl_loss(student_forget: torch.Tensor, teacher_forget: torch.Tensor, shift: int,
@@ -115,20 +116,20 @@ def srfl_loss(student_forget: torch.Tensor, teacher_forget: torch.Tensor, shift:
     return loss + weights.cosine * cosine + weights.constant
 
 
-def _class_weights(option, retain_loader, net: nn.Module):
+def srfl_class_weights(option, retain_loader, net: nn.Module):
     """Resolve ``class_weights``: "auto", "inverse_frequency", None, or a tensor of per-class weights."""
     if option is None:
         return None
     if isinstance(option, torch.Tensor):
         return option.float().to(model_device(net))
-    if option == "auto" and not _first_batch_is_dict(retain_loader):
+    if option == "auto" and not _srfl_dict_batches(retain_loader):
         return None
     if option in ("auto", "inverse_frequency"):
         return inverse_frequency_weights(retain_loader, num_classes_of(net)).to(model_device(net))
     raise ValueError(f"class_weights must be 'auto', 'inverse_frequency', None or a tensor, got {option!r}")
 
 
-def _first_batch_is_dict(loader) -> bool:
+def _srfl_dict_batches(loader) -> bool:
     for batch in loader:
         return isinstance(batch, dict)
     raise ValueError("the retain loader is empty: SRFL needs retain examples")
@@ -158,7 +159,7 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     unweighted); ``"inverse_frequency"`` -- 1/count always; ``None`` -- off; or a tensor of weights.
     Inferring them takes one pass over the retain loader (and one batch to see its type).
 
-    ``epochs`` / ``lr`` default by model class (:data:`DEFAULTS_BY_MODEL`), to keep the evaluator's
+    ``epochs`` / ``lr`` default by model class (:data:`SRFL_DEFAULTS`), to keep the evaluator's
     time_fraction (mean unlearning time / one retrain) under the challenge's 0.2:
 
     * ``SmallResNet`` (digits): 2 epochs (36 steps), lr 1e-2. 4 epochs measured 0.25-0.31 (over budget;
@@ -178,10 +179,10 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     ``facc`` / ``racc`` are the student's accuracies on that step's forget and retain batch, from the
     train-mode outputs the step's loss was computed on.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown SRFL variant {variant!r}: choose one of {sorted(VARIANTS)}")
-    settings = VARIANTS[variant]
-    defaults = DEFAULTS_BY_MODEL.get(type(net).__name__, DEFAULTS_BY_MODEL[FALLBACK_MODEL])
+    if variant not in SRFL_VARIANTS:
+        raise ValueError(f"unknown SRFL variant {variant!r}: choose one of {sorted(SRFL_VARIANTS)}")
+    settings = SRFL_VARIANTS[variant]
+    defaults = SRFL_DEFAULTS.get(type(net).__name__, SRFL_DEFAULTS[SRFL_FALLBACK_MODEL])
     epochs = defaults["epochs"] if epochs is None else epochs
     lr = defaults["lr"] if lr is None else lr
     if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
@@ -200,8 +201,8 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     teacher = frozen_copy(net)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     choices = torch.tensor(steps)
-    with trainable_only(net, TRAINABLE_STAGES, "SRFL") as trainable:
-        cw = _class_weights(class_weights, retain_loader, net) if weights.ce_retain else None
+    with trainable_only(net, SRFL_STAGES, "SRFL") as trainable:
+        cw = srfl_class_weights(class_weights, retain_loader, net) if weights.ce_retain else None
         optimizer = torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
         forget_batches = cycle(forget_loader, "forget loader")
         net.train()  # the author's code: every batch-norm layer in train mode, frozen ones included

@@ -16,7 +16,7 @@ from starter_kit.evaluation import accuracy
 from starter_kit.models import SmallResNet, resnet18
 from starter_kit.unlearning_steps import inverse_frequency_weights
 from submission import curve
-from submission.unlearning import DEFAULTS_BY_MODEL, VARIANTS, _class_weights, srfl_loss, unlearning
+from submission.unlearning import SRFL_DEFAULTS, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
 # ---------------------------------------------------------------------------------------------------
 # The loss, by hand
@@ -72,7 +72,7 @@ def test_loss_term_weights_recovered_from_hand_computed_terms(variant):
         cw = torch.rand(5, generator=gen, dtype=torch.float64) + 0.1
         shift = (-3, 3, -1, 1)[case % 4]
         rows.append(hand_terms(sf, tf, shift, sr, tr, y, cw, cosine_to))
-        values.append(srfl_loss(sf, tf, shift, sr, tr, y, VARIANTS[variant]["weights"], cw))
+        values.append(srfl_loss(sf, tf, shift, sr, tr, y, SRFL_VARIANTS[variant]["weights"], cw))
     a, b = torch.stack(rows).double(), torch.stack(values).double()
     weights = torch.linalg.lstsq(a, b[:, None]).solution.squeeze(1)
     assert torch.allclose(a @ weights, b, atol=1e-10), "the loss is not this linear combination of the terms"
@@ -89,11 +89,11 @@ def test_submitted_loss_on_one_tiny_case():
     rolled = torch.tensor([[0.0, 3.0, 1.0]])  # roll by +1: the last class moves to the front
     expected = (0.1 * hand_kl(sr, tr) + 0.8 * hand_kl(sf, rolled) + 1.1 * hand_ce(sr, y, cw)
                 - (1 - F.cosine_similarity(sf, tf).mean()))
-    got = srfl_loss(sf, tf, 1, sr, tr, y, VARIANTS["submitted"]["weights"], cw)
+    got = srfl_loss(sf, tf, 1, sr, tr, y, SRFL_VARIANTS["submitted"]["weights"], cw)
     assert got.item() == pytest.approx(expected.item(), abs=1e-6)
     # the class weights reach the CE: uniform weights give the unweighted CE, others do not
-    uniform = srfl_loss(sf, tf, 1, sr, tr, y, VARIANTS["submitted"]["weights"], torch.ones(3))
-    plain = srfl_loss(sf, tf, 1, sr, tr, y, VARIANTS["submitted"]["weights"], None)
+    uniform = srfl_loss(sf, tf, 1, sr, tr, y, SRFL_VARIANTS["submitted"]["weights"], torch.ones(3))
+    plain = srfl_loss(sf, tf, 1, sr, tr, y, SRFL_VARIANTS["submitted"]["weights"], None)
     assert uniform.item() == pytest.approx(plain.item(), abs=1e-6) and abs(got.item() - plain.item()) > 1e-3
 
 
@@ -172,11 +172,11 @@ def test_class_weights_reach_the_training(original, loaders):
 def test_class_weights_auto_means_inverse_frequency_for_dict_batches_only(original, digits, loaders):
     dict_loaders = make_loaders(digits, dict_batches=True)
     expected = inverse_frequency_weights(dict_loaders.retain, 10)
-    assert torch.allclose(_class_weights("auto", dict_loaders.retain, original), expected)
-    assert _class_weights("auto", loaders.retain, original) is None
-    assert torch.allclose(_class_weights("inverse_frequency", loaders.retain, original),
+    assert torch.allclose(srfl_class_weights("auto", dict_loaders.retain, original), expected)
+    assert srfl_class_weights("auto", loaders.retain, original) is None
+    assert torch.allclose(srfl_class_weights("inverse_frequency", loaders.retain, original),
                           inverse_frequency_weights(loaders.retain, 10))
-    assert _class_weights(None, dict_loaders.retain, original) is None
+    assert srfl_class_weights(None, dict_loaders.retain, original) is None
 
 
 def test_dict_batches_record_and_forget_accuracy_falls(digits, original, fresh_original):
@@ -184,7 +184,7 @@ def test_dict_batches_record_and_forget_accuracy_falls(digits, original, fresh_o
     record = []
     torch.manual_seed(0)
     unlearning(fresh_original, dict_loaders.retain, dict_loaders.forget, dict_loaders.validation, record=record)
-    assert len(record) == DEFAULTS_BY_MODEL["SmallResNet"]["epochs"] * len(dict_loaders.retain)
+    assert len(record) == SRFL_DEFAULTS["SmallResNet"]["epochs"] * len(dict_loaders.retain)
     assert {"step", "loss", "facc", "racc"} <= set(record[0])
     tuples = make_loaders(digits)
     forget_after, retain_after = accuracy(fresh_original, tuples.forget), accuracy(fresh_original, tuples.retain)
