@@ -64,7 +64,8 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     rows = []
     for name, score in scores.items():
         entry = METHODS.get(name)
-        (final_low, final_high), (f_low, f_high) = interval(boot[name][:, 0]), interval(boot[name][:, 1])
+        final_low, final_high = interval(boot[name][:, 0], score.final_score)
+        f_low, f_high = interval(boot[name][:, 1], score.forget_quality)
         rows.append({
             "method": name, "family": entry.family if entry else ("reference" if name == ORACLE else "original"),
             "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
@@ -76,12 +77,14 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
             ("exact retraining (oracle set B) scored like a method" if name == ORACLE else "the model before unlearning"),
         })
     frame = pd.DataFrame(rows).sort_values("final_score", ascending=False, kind="stable").reset_index(drop=True)
+    final = dict(zip(frame["method"], frame["final_score"]))
     frame["rank"] = np.arange(1, len(frame) + 1)
-    frame["separated_from_next"] = [separated(boot[a][:, 0], boot[b][:, 0]) if b is not None else None
-                                    for a, b in zip(frame["method"], list(frame["method"][1:]) + [None])]
+    following = list(frame["method"][1:]) + [None]
+    frame["separated_from_next"] = [
+        separated(boot[a][:, 0], boot[b][:, 0], final[a] - final[b]) if b is not None else None
+        for a, b in zip(frame["method"], following)]
     frame = frame[COLUMNS]
     ranked = {name: METHODS[name].private_rank for name in METHODS if METHODS[name].private_rank is not None}
-    final = dict(zip(frame["method"], frame["final_score"]))
     try:
         ranks = rank_agreement(final, ranked)
     except ValueError as error:  # fewer than three ranked methods were asked for
@@ -161,7 +164,7 @@ def _plots(frame: pd.DataFrame, transfer: pd.DataFrame, ranks: dict, folder: Pat
     if len(oracle):
         ax.axvline(float(oracle.iloc[0]), color="tab:green", linestyle="--", linewidth=1, label="oracle reference")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("final score (bars: 95% paired-bootstrap interval)")
+    ax.set_xlabel("final score (bars: ± 1.96 bootstrap standard deviations)")
     ax.set_title("Leaderboard: the challenge's metric on this setting")
     fig.tight_layout()
     paths = [folder / "leaderboard.png"]

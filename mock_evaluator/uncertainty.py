@@ -3,10 +3,13 @@
 **The interval.** A score depends on which N unlearned models and which N oracles happened to be drawn.
 One bootstrap replicate draws N of the method's models and N oracles with replacement and scores them
 again exactly as the challenge does (per-example ε, points, F, accuracy ratios). The interval is the
-2.5–97.5 percentile of the replicates. Replicates are *paired*: replicate b uses the same oracle
-indices for every method and the same run indices *i* for every method (run *i* of every method shares
-its seed), so the difference of two methods' scores has its own bootstrap distribution, and two
-neighbouring methods are called *separated* when the 95% interval of their difference excludes 0.
+score ± 1.96 bootstrap standard deviations (clipped at 0): a *normal* bootstrap interval, centred on the
+score, not the percentile one. Drawing with replacement repeats models, the threshold attacks treat the
+repeats as ties, and that shifts every replicate's F down (at N = 8 the oracle reference's replicates
+all lay below its score); their spread still measures the sampling noise. Replicates are *paired*:
+replicate b uses the same oracle indices and the same run indices *i* for every method (run *i* of
+every method shares its seed), so two methods' difference has its own bootstrap standard deviation, and
+neighbouring methods are called *separated* when their difference exceeds 1.96 of those.
 All methods of one replicate are scored in one vectorised metric call.
 
 **Rank transfer.** Kendall's τ and Spearman's ρ (with p-values, ``scipy.stats``) between the mock's order
@@ -14,6 +17,8 @@ of methods and the challenge's private leaderboard order.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 
@@ -47,17 +52,21 @@ def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, s
     return out
 
 
-def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central percentile interval of ``samples``."""
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def separated(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> bool:
-    """Whether paired bootstrap samples of two scores differ: the interval of ``a - b`` excludes 0."""
-    low, high = interval(np.asarray(a) - np.asarray(b), level)
-    return low > 0 or high < 0
+def interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[float, float]:
+    """``estimate ± z · sd(samples)``, the lower end clipped at 0 (scores are never negative)."""
+    half = _z(level) * float(np.std(samples, ddof=1)) if len(samples) > 1 else 0.0
+    return max(0.0, estimate - half), estimate + half
+
+
+def separated(a: np.ndarray, b: np.ndarray, difference: float, level: float = 0.95) -> bool:
+    """Whether two methods' observed score ``difference`` exceeds ``z`` paired-bootstrap standard deviations of
+    their difference (``a``, ``b``: their replicates, paired)."""
+    spread = float(np.std(np.asarray(a) - np.asarray(b), ddof=1)) if len(a) > 1 else 0.0
+    return abs(difference) > _z(level) * spread
 
 
 def rank_agreement(scores: dict[str, float], reference_ranks: dict[str, int]) -> dict:

@@ -37,11 +37,13 @@ def test_bootstrap_intervals_and_separation():
                "constant": _figures(np.zeros((n, m)))}
     boot = bootstrap_scores(figures, oracles, reps=20, seed=1)
     assert all(b.shape == (20, 2) for b in boot.values())
-    low, high = interval(boot["like the oracles"][:, 1])
-    assert 0 < low <= high
+    low, high = interval(boot["like the oracles"][:, 1], 0.3)
+    assert 0 <= low < 0.3 < high and high - 0.3 == pytest.approx(0.3 - low)   # centred on the estimate
+    assert interval(np.array([0.0, 0.1, 0.2]), 0.05)[0] == 0.0                   # clipped at 0
     assert np.all(boot["far off"][:, 1] == 0) and np.all(boot["constant"][:, 1] == 0)
-    assert separated(boot["like the oracles"][:, 0], boot["far off"][:, 0])
-    assert not separated(boot["far off"][:, 0], boot["constant"][:, 0])
+    like = float(boot["like the oracles"][:, 0].mean())
+    assert separated(boot["like the oracles"][:, 0], boot["far off"][:, 0], like)
+    assert not separated(boot["far off"][:, 0], boot["constant"][:, 0], 0.0)
     assert bootstrap_scores(figures, oracles, reps=20, seed=1)["far off"].tolist() == boot["far off"].tolist()
     with pytest.raises(ValueError, match="N = 64"):
         bootstrap_scores({"short": _figures(np.zeros((3, m)))}, oracles, reps=2)
