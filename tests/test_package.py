@@ -52,7 +52,7 @@ def test_structure_and_validation(notebook, tmp_path):
     joined = "\n".join(sources)
     assert "/kaggle/input/neurips-2023-machine-unlearning" in joined and package.ROOT_ENV in joined
     assert "NUM_CHECKPOINTS = 512" in joined and package.COUNT_ENV in joined
-    assert "unlearning(net, retain_loader, forget_loader, validation_loader)" in joined
+    assert "unlearning(net, retain_loader, forget_loader, validation_loader, **UNLEARNING_OPTIONS)" in joined
     assert "unlearned_checkpoint_{i}.pth" in joined and "submission.zip" in joined and "empty.txt" in joined
     assert "tempfile.mkdtemp" in joined and "resnet18(weights=None, num_classes=10)" in joined
     for source in sources:
