@@ -83,12 +83,12 @@ def _run_task(fn: Callable, job, shared: list, threads: int, clock=None, key: in
 
     torch.set_num_threads(threads)
     jobs.clock_starts = (lambda: clock.start.remote(key)) if clock is not None else jobs._no_clock
-    key = shared[0].hex()
-    if key not in _fetched:
+    evaluation = shared[0].hex()
+    if evaluation not in _fetched:
         _fetched.clear()
         # deep copies: arrays from the object store are read-only views, and a submission may write to its data
-        _fetched[key] = tuple(copy.deepcopy(value) for value in ray.get(shared))
-    jobs.provide_shared(job.context, *_fetched[key])
+        _fetched[evaluation] = tuple(copy.deepcopy(value) for value in ray.get(shared))
+    jobs.provide_shared(job.context, *_fetched[evaluation])
     return fn(job)
 
 
