@@ -113,7 +113,7 @@ def test_hostile_submission_is_named_and_finished_models_kept(tmp_path, cache_di
 def test_cli_stops_a_hang_with_exit_code_2(tmp_path, cache_dir, capsys):
     path = hostile_submission(tmp_path, HOSTILE["hang"][0], "hang_cli")
     code = main(["--submission", path, "--num-models", str(N), "--cache-dir", str(cache_dir), "--no-baseline",
-                 "--output-dir", str(tmp_path), "--quiet", "--attack-models", "4", "--workers", "1",
+                 "--output-dir", str(tmp_path), "--quiet", "--attack-models", "4", "--workers", "2",
                  "--run-timeout", "2"])
     assert code == 2
     assert "model 3: the submission ran longer than the limit of 2 s (--run-timeout)" in capsys.readouterr().err
