@@ -92,7 +92,9 @@ def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
             return srfl(net, retain_loader, forget_loader, validation_loader)
     '''
     path = write_submission(tmp_path, source)
-    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 2
+    # one worker keeps the calls in order; a generous limit: a loaded 2-core machine must not trip the 60 s floor
+    limit = ("--run-timeout", "600")
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline", *limit) == 2
     assert int(counter.read_text()) == 5
     runs = next(p for p in (Path(cache_dir) / "runs").iterdir() if p.name.startswith("digits-sub-") and
                 len(list(p.glob("*.npz"))) == 4)
@@ -100,7 +102,7 @@ def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
     victim = sorted(runs.glob("*.npz"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
     stop.unlink()
-    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 0
+    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline", *limit) == 0
     assert int(counter.read_text()) == 5 + (N - 4) + 1  # the missing four, plus the corrupt one
     counter.write_text("0")
     assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 0
