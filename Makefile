@@ -10,7 +10,7 @@ ARGS ?=
 SUBMISSION ?= submission/unlearning.py
 OPTIONS ?=
 
-.PHONY: setup test evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip clean clean-cache
+.PHONY: setup test evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip install-ray bench-ray clean clean-cache
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,13 @@ srfl-curve: setup
 
 alif-curve: setup
 	$(PY) -m submission.curve --method alif
+
+# Optional: the Ray engine (--executor ray), and its overhead against the local process pool.
+install-ray: setup
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+
+bench-ray: install-ray
+	$(PY) benchmarks/bench_ray.py
 
 bench: setup
 	$(PY) benchmarks/bench_metric.py

@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from mock_evaluator.figures import ModelFailure, model_figures, stack_figures
+from mock_evaluator.figures import ModelFailure, figures_of_models, model_figures, stack_figures
 from mock_evaluator.method import Method, load_function
 from starter_kit.data import make_loaders
 from starter_kit.settings import load_setting
@@ -157,7 +157,8 @@ def _run_oracles(job: OracleJob) -> JobResult:
     models = train_models(setting.make_model, *setting.data.retain, setting.recipe, job.seeds, ctx.device,
                           validation=setting.data.validation)
     seconds = (time.perf_counter() - start) / len(models)
-    return JobResult(figures=[model_figures(m, setting.data) for m in models], seconds=[seconds] * len(models))
+    # the chunk's confidences and accuracies in fused passes (many models at once), as they were trained
+    return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[seconds] * len(models))
 
 
 def _time_retrain(job: RetrainTimingJob) -> JobResult:
