@@ -55,18 +55,25 @@ def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
 
 
+def stage_children(net: nn.Module, stages, purpose: str) -> dict[str, nn.Module]:
+    """``net``'s top-level submodules by name, after checking that every one of ``stages`` is there; else a
+    ``ValueError`` that starts with ``purpose`` (e.g. "SRFL trains only") and names what the model has."""
+    children = dict(net.named_children())
+    missing = [name for name in stages if name not in children]
+    if missing:
+        raise ValueError(f"{purpose} {list(stages)} and expects a ResNet-like model with submodules named so (as "
+                         f"torchvision's resnet18); this {type(net).__name__} lacks {missing} "
+                         f"(its children: {list(children)})")
+    return children
+
+
 def train_only(net: nn.Module, stages, method: str = "this method") -> list[nn.Parameter]:
     """Freeze every parameter except those of the top-level submodules named in ``stages``.
 
     Returns the trainable parameters. A model without those submodules gets a ``ValueError`` that
     names what it has. Undo with :func:`all_trainable` (or use :func:`trainable_only`).
     """
-    children = dict(net.named_children())
-    missing = [name for name in stages if name not in children]
-    if missing:
-        raise ValueError(f"{method} trains only {list(stages)} and expects a ResNet-like model with submodules "
-                         f"named so (as torchvision's resnet18); this {type(net).__name__} lacks {missing} "
-                         f"(its children: {list(children)})")
+    stage_children(net, stages, f"{method} trains only")
     trainable = []
     for name, param in net.named_parameters():
         keep = name.split(".")[0] in stages

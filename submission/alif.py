@@ -58,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.unlearning_steps import batch_on, cycle, frozen_copy, kl_to_teacher, model_device, num_classes_of
+from starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, kl_to_teacher, model_device, num_classes_of,
+                                          stage_children)
 
 ALIF_TARGETS = ("decouple", "unseen")
 ALIF_STAGES = ("layer1", "layer2")
@@ -76,12 +77,7 @@ ALIF_DEFAULTS = {
 
 def alif_convolutions(net: nn.Module, stages=ALIF_STAGES) -> list[tuple[str, nn.Conv2d]]:
     """``(qualified name, conv)`` of every ``nn.Conv2d`` inside the top-level submodules ``stages``."""
-    children = dict(net.named_children())
-    missing = [name for name in stages if name not in children]
-    if missing:
-        raise ValueError(f"ALIF adds auxiliary layers to the convolutions of the stages {list(stages)} and expects a "
-                         f"ResNet-like model with submodules named so (as torchvision's resnet18); this "
-                         f"{type(net).__name__} lacks {missing} (its children: {list(children)})")
+    children = stage_children(net, stages, "ALIF adds auxiliary layers to the convolutions of the stages")
     convs = []
     for stage in stages:
         for name, module in children[stage].named_modules():
