@@ -244,7 +244,11 @@ class Evaluation:
             t = time.perf_counter()
             workers = self.executor.workers
             jobs = [J.RetrainTimingJob(self.context, (s,)) for s in seeds_for(self.config.seed, "timing", workers)]
-            seconds = [r.seconds[0] for _, r in self.executor.map_unordered(J.run_job, jobs)]
+            seconds = []
+            for job, result in self.executor.map_unordered(J.run_job, jobs):
+                if result.error is not None:  # the project's own training failed (e.g. a worker was killed)
+                    raise RuntimeError(f"timing one ordinary retrain failed: {result.error}")
+                seconds.append(result.seconds[0])
             self.timings["retrain_timing"] = time.perf_counter() - t
             self._retrain_seconds = float(np.mean(seconds))
             self.log(f"one ordinary retrain on the retain set: {self._retrain_seconds:.2f} s")
