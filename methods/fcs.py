@@ -58,13 +58,9 @@ def forget_contrast_loss(forget_logits: torch.Tensor, retain_logits: torch.Tenso
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
     o = method_options(net, DEFAULTS, options, "fcs")
     device = model_device(net)
-    net.train()
-    uniform_opt = torch.optim.SGD(net.parameters(), lr=o["uniform_lr"], momentum=o["momentum"])
-    for batch in forget_loader:
-        inputs, _ = batch_on(batch, device)
-        uniform_opt.zero_grad(set_to_none=True)
-        uniform_kl_loss(net(inputs)).backward()
-        uniform_opt.step()
+    # (1) one pass over the forget set towards the uniform prediction: the shared loop, no weight decay
+    fine_tune(net, forget_loader, epochs=1.0, lr=o["uniform_lr"], momentum=o["momentum"], weight_decay=0.0,
+              schedule="constant", loss_fn=lambda model, inputs, _: uniform_kl_loss(model(inputs)))
 
     retain_256 = MergedBatches(retain_loader, o["retain_batches_per_step"])
     retain_stream = cycle(retain_256, "retain loader")
