@@ -1,8 +1,8 @@
-# Every target sets up .venv from requirements.txt first (once; again when requirements.txt changes).
+# Every target sets up .venv from requirements.txt first and installs the project into it in editable mode
+# (once; again when requirements.txt or pyproject.toml changes).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)
 
 N ?= 512
 KAGGLE_N ?= 4
@@ -14,10 +14,11 @@ OPTIONS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(PY) -m pip install --quiet torch torchvision
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 test: setup
@@ -33,10 +34,10 @@ leaderboard: setup
 
 # The picture of "forget accuracy goes low while retain accuracy stays high" during one SRFL run.
 srfl-curve: setup
-	$(PY) -m submission.curve --method srfl
+	$(PY) -m unlearning_mock.mock_evaluator.reports.curve --method srfl
 
 alif-curve: setup
-	$(PY) -m submission.curve --method alif
+	$(PY) -m unlearning_mock.mock_evaluator.reports.curve --method alif
 
 # Optional: the Ray engine (--executor ray), and its overhead against the local process pool.
 install-ray: setup
@@ -50,14 +51,14 @@ bench: setup
 	$(PY) benchmarks/bench_oracles.py
 
 mock-kaggle-input: setup
-	$(PY) -m starter_kit.mock_kaggle --out mock_kaggle_input
+	$(PY) -m unlearning_mock.mock_evaluator.kaggle.mock_input --out mock_kaggle_input
 
 # OPTIONS: keyword options of the packaged unlearning(), e.g. OPTIONS="--option target=unseen"
 package: setup
-	$(PY) -m submission.package --out dist --submission $(SUBMISSION) $(OPTIONS)
+	$(PY) -m unlearning_mock.mock_evaluator.kaggle.notebook --out dist --submission $(SUBMISSION) $(OPTIONS)
 
 package-run: package
-	$(PY) -m submission.package --out dist --submission $(SUBMISSION) $(OPTIONS) --run --input mock_kaggle_input --count $(KAGGLE_N)
+	$(PY) -m unlearning_mock.mock_evaluator.kaggle.notebook --out dist --submission $(SUBMISSION) $(OPTIONS) --run --input mock_kaggle_input --count $(KAGGLE_N)
 
 # The oracles use the mock input's own recipe (3 epochs, as its original; see mock_kaggle_input/mock_kaggle.json).
 score-zip: setup

@@ -38,10 +38,10 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from starter_kit.cifar10 import CIFAR10_RECIPE, fake_cifar10_images, load_cifar10_data, normalize_images  # noqa: E402
-from starter_kit.evaluation import logits_on  # noqa: E402
-from starter_kit.models import fused_model, grouped_logits, resnet18  # noqa: E402
-from starter_kit.training import auto_oracle_chunk, train_in_place  # noqa: E402
+from unlearning_mock.starter_kit.cifar10 import CIFAR10_RECIPE, fake_cifar10_images, load_cifar10_data, normalize_images  # noqa: E402
+from unlearning_mock.starter_kit.evaluation import logits_on  # noqa: E402
+from unlearning_mock.starter_kit.models import fused_model, grouped_logits, resnet18  # noqa: E402
+from unlearning_mock.starter_kit.training import auto_oracle_chunk, train_in_place  # noqa: E402
 
 DEFAULTS = {  # per device: images per model, fused group sizes, warm-up images, unlearning retain images
     "cpu": {"images": 256, "groups": "2,4,8", "warmup": 32, "unlearn_images": 512, "concurrency": "none"},
@@ -132,8 +132,8 @@ def bench_inference(args, inputs, device) -> None:
 
 def _unlearning_worker(device: str, num_images: int, amp: bool, seed: int, barrier, results) -> None:
     """One process: a fresh ResNet-18, the kit's loaders over its retain set, the kit baseline, timed."""
-    from starter_kit.baseline import cifar_kit_unlearning
-    from starter_kit.data import UnlearningData, make_loaders
+    from unlearning_mock.starter_kit.baseline import cifar_kit_unlearning
+    from unlearning_mock.starter_kit.data import UnlearningData, make_loaders
 
     inputs, targets = synthetic_data(num_images + 20, seed)
     data = UnlearningData(name="bench", train_inputs=inputs[:num_images], train_targets=targets[:num_images],

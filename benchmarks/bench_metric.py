@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from literal_metric import literal_per_example_epsilons  # noqa: E402
-from mock_evaluator.metric import bucket_points, per_example_epsilons  # noqa: E402
+from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, per_example_epsilons  # noqa: E402
 
 
 def synthetic_confidences(num_models: int, num_examples: int, seed: int):

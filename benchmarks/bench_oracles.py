@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from starter_kit.data import load_digits_data  # noqa: E402
-from starter_kit.models import SmallResNet  # noqa: E402
-from starter_kit.training import DIGITS_RECIPE, train_models  # noqa: E402
+from unlearning_mock.starter_kit.data import load_digits_data  # noqa: E402
+from unlearning_mock.starter_kit.models import SmallResNet  # noqa: E402
+from unlearning_mock.starter_kit.training import DIGITS_RECIPE, train_models  # noqa: E402
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from mock_evaluator.evaluate import EvalConfig, Evaluation  # noqa: E402
-from mock_evaluator.executor import make_executor  # noqa: E402
-from mock_evaluator.method import method_from_spec  # noqa: E402
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation  # noqa: E402
+from unlearning_mock.mock_evaluator.engine.local import make_executor  # noqa: E402
+from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
 
 
 def timed_runs(kind: str, config: EvalConfig, workers: int) -> tuple[float, float, dict]:

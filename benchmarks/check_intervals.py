@@ -23,8 +23,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mock_evaluator.evaluate import EvalConfig  # noqa: E402
-from mock_evaluator.leaderboard import ORACLE, run_leaderboard  # noqa: E402
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig  # noqa: E402
+from unlearning_mock.mock_evaluator.leaderboard import ORACLE, run_leaderboard  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise, with_forget_batch
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise, with_forget_batch
 
 _PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
 DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(1.0))}

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import add_gaussian_noise, conv_weights, fine_tune
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import add_gaussian_noise, conv_weights, fine_tune
 
 _PUBLISHED = dict(epochs=4.0, lr=7e-4, momentum=0.9, weight_decay=5e-4, noise_std=0.6, last_epoch_noise_std=0.005,
                   last_noise_at=0.75,

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import conv_weights, fine_tune, logits_over_loader
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import conv_weights, fine_tune, logits_over_loader
 
 _PUBLISHED = dict(variant="ensemble", b_probability=266 / 512, epochs=3.0, lr=1e-3, momentum=0.9,
                   weight_decay=5e-4, b_relabel_at=2 / 3, b_forget_batch=64)

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune, model_device
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune, model_device
 
 _PUBLISHED = dict(rounds=8, retain_epochs_per_round=1.0, uniform_lr=5e-3, forget_lr=3e-4, forget_min_lr=1e-6,
                   retain_lr=4e-3, momentum=0.9, retain_weight_decay=0.01, temperature=1.15, retain_batches_per_step=4)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.baseline import finetune_unlearning
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.baseline import finetune_unlearning
 
 _PUBLISHED = dict(epochs=1.0, lr=1e-3, momentum=0.9, weight_decay=5e-4)
 DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(1.0))}

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
 
 _PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
 DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(5.0)), 100)}

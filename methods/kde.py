@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise
 
 _PUBLISHED = dict(warmup_epochs=3.0, warmup_lr=9e-4, epochs=3.0, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                   temperature=5.0, reset=("conv1", "fc"))

@@ -30,9 +30,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.batches import split_batch
-from starter_kit.unlearning_steps import (accumulated_gradients, conv_weights, fine_tune, magnitude_masks,
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.unlearning_steps import (accumulated_gradients, conv_weights, fine_tune, magnitude_masks,
                                          multiply_gradients)
 
 _PUBLISHED = dict(epochs=5.0, lr_low=3.3e-4, lr_high=1e-3, rise_fraction=0.6, momentum=0.9, weight_decay=5e-4,

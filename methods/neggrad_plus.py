@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.unlearning_steps import (cross_entropy_step, fine_tune, negated_cross_entropy_step,
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import (cross_entropy_step, fine_tune, negated_cross_entropy_step,
                                          with_forget_batch)
 
 _PUBLISHED = dict(epochs=5.0, lr=0.01, alpha=0.99, momentum=0.9, weight_decay=5e-4)

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import class_counts, fine_tune, frozen_copy, magnitude_masks, num_classes_of
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import class_counts, fine_tune, frozen_copy, magnitude_masks, num_classes_of
 
 _PUBLISHED = dict(epochs=3.2, lr=5e-4, momentum=0.9, weight_decay=5e-4, prune_fraction=0.99, count_power=-0.1,
                   entropy_weight=1.0)

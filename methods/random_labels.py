@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import cross_entropy_step, fine_tune, random_label_cross_entropy, with_forget_batch
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import cross_entropy_step, fine_tune, random_label_cross_entropy, with_forget_batch
 
 _PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4)
 DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(3.0)), 0.3)}

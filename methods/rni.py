@@ -30,8 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import add_gaussian_noise, fine_tune, is_batch_norm_parameter, reinitialise
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import add_gaussian_noise, fine_tune, is_batch_norm_parameter, reinitialise
 
 _PUBLISHED = dict(epochs_per_phase=1.0, partial_lrs=(2e-4,) * 5, full_lrs=(2e-4, 2e-4, 2e-4, 1e-3),
                   num_partial=9, num_noised=6, noise_std=0.04, momentum=0.9, weight_decay=5e-4)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import (accumulated_gradients, cross_entropy_step, fine_tune, magnitude_masks,
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import (accumulated_gradients, cross_entropy_step, fine_tune, magnitude_masks,
                                          multiply_gradients, random_label_cross_entropy, with_forget_batch)
 
 _PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4, mask_fraction=0.5)

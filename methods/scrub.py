@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import method_options, scaled
-from starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher
+from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher
 
 _PUBLISHED = dict(epochs=5.0, max_epochs=2.0, lr=5e-4, momentum=0.9, weight_decay=5e-4, kl_weight=0.5,
                   temperature=2.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from starter_kit.models import SmallResNet
+from unlearning_mock.starter_kit.models import SmallResNet
 
 PUBLISHED_RETRAIN_EPOCHS = 30
 DIGITS_RETRAIN_EPOCHS = 20

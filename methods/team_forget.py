@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.settings import lrs_scaled, method_options, scaled
-from starter_kit.unlearning_steps import fine_tune, frozen_copy, reinitialise
+from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, reinitialise
 
 _PUBLISHED = dict(cycle_epochs=(1.0, 2.0, 2.0), num_layers=6, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                   input_noise_std=0.1)

@@ -1,6 +1,6 @@
 import sys
 
-from mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

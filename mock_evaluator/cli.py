@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mock_evaluator.evaluate import DEFAULT_CACHE_DIR, DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
-from mock_evaluator.method import parse_option
-from mock_evaluator.report import format_table, write_outputs
-from starter_kit.settings import DATASETS
+from unlearning_mock.mock_evaluator.evaluate import DEFAULT_CACHE_DIR, DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.method import parse_option
+from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
+from unlearning_mock.starter_kit.settings import DATASETS
 
 EXIT_OVER_BUDGET = 1
 EXIT_BAD_INPUT = 2
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     mode = argv[0] if argv and argv[0] in ("score-zip", "leaderboard") else "evaluate"
     score_zip = mode == "score-zip"
     args = _parser(mode).parse_args(argv[1:] if mode != "evaluate" else argv)
-    from mock_evaluator.metric import num_buckets
+    from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
 
     if args.num_models >= 2 and num_buckets(args.num_models) <= 2:
         print(f"note: with N = {args.num_models} the metric has only {num_buckets(args.num_models)} ε bucket(s), "
@@ -179,7 +179,7 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
 
 
 def _leaderboard(args) -> int:
-    from mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
+    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
 
     try:
         config = _config(args, submissions=())

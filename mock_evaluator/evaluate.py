@@ -24,16 +24,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mock_evaluator import jobs as J
-from mock_evaluator.executor import Executor, default_workers, make_executor
-from mock_evaluator.figures import model_figures, stack_figures
-from mock_evaluator.method import Method, method_from_spec, zip_method
-from mock_evaluator.scoring import MethodScore, score_method
-from mock_evaluator.store import load_arrays, save_arrays
-from starter_kit.attack import forget_vs_test_attack
-from starter_kit.original import load_or_train_original, original_cache_path
-from starter_kit.settings import load_setting
-from starter_kit.training import cache_hash, model_key
+from unlearning_mock.mock_evaluator.engine import jobs as J
+from unlearning_mock.mock_evaluator.engine.local import Executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
+from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
+from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
+from unlearning_mock.starter_kit.attack import forget_vs_test_attack
+from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.settings import load_setting
+from unlearning_mock.starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
@@ -110,7 +110,7 @@ class Evaluation:
     """One evaluation: prepared in the constructor, phases as methods, :meth:`run` for all of it.
 
     ``methods``: the methods to score (default: built from ``config.submissions`` plus the kit baseline
-    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.executor.Executor`; by default
+    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.engine.local.Executor`; by default
     a local one with ``config.workers`` processes, made when first needed and closed by :meth:`close`.
     ``checkpoint_zip``: score a Kaggle ``submission.zip`` (its structure is checked here, before any training).
     """
@@ -131,7 +131,7 @@ class Evaluation:
         self.methods = list(methods)
         self._zip_states = None
         if checkpoint_zip is not None:  # check the zip's structure before any training
-            from mock_evaluator.checkpoint_zip import iter_checkpoints
+            from unlearning_mock.mock_evaluator.kaggle.checkpoint_zip import iter_checkpoints
 
             # one checkpoint in memory at a time: 512 ResNet-18 state dicts would need ~23 GB
             states = iter_checkpoints(checkpoint_zip, self.setting.make_model, expected_count=config.num_models)
@@ -232,7 +232,7 @@ class Evaluation:
         small models or 8 ResNet-18s; CUDA: measured from free memory). Part of the oracles' cache key."""
         if self.config.oracle_chunk != "auto":
             return self.config.oracle_chunk
-        from starter_kit.training import auto_oracle_chunk
+        from unlearning_mock.starter_kit.training import auto_oracle_chunk
 
         workers = self.config.workers or default_workers(self.device)
         return auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
@@ -311,7 +311,7 @@ class Evaluation:
 
     def _checkpoint_runs(self, method: Method) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
-        from mock_evaluator.figures import ModelFailure
+        from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure
 
         figures = []
         for index, state in enumerate(tqdm(self._zip_states, desc=f"{method.name}: scoring checkpoints", unit="model",

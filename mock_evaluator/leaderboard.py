@@ -4,7 +4,7 @@ Every method of :mod:`methods.registry` (or ``--methods a,b,c``) runs N times ag
 oracle set A with the same seeds (run *i* of every method shares its seed), next to the oracle reference
 (exact retraining, oracle set B) and the untouched original. Runs are cached and resumable exactly as in
 ``make evaluate``: a second call with one new method trains only that method's runs. Each final score and
-F carries a paired-bootstrap interval (:mod:`mock_evaluator.uncertainty`); neighbouring rows say whether
+F carries a paired-bootstrap interval (:mod:`mock_evaluator.scoring.uncertainty`); neighbouring rows say whether
 their difference is larger than that uncertainty; Kendall's τ and Spearman's ρ compare the order of the
 Kaggle methods (plus the Kaggle sample fine-tune) with the challenge's private leaderboard.
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mock_evaluator.evaluate import EvalConfig, Evaluation
-from mock_evaluator.figures import stack_figures
-from mock_evaluator.method import Method, method_from_spec
-from mock_evaluator.scoring import score_method
-from mock_evaluator.uncertainty import bootstrap_scores, interval, rank_agreement, separated
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
+from unlearning_mock.mock_evaluator.scoring.figures import stack_figures
+from unlearning_mock.mock_evaluator.method import Method, method_from_spec
+from unlearning_mock.mock_evaluator.scoring.score import score_method
+from unlearning_mock.mock_evaluator.scoring.uncertainty import bootstrap_scores, interval, rank_agreement, separated
 
 ORACLE = "oracle reference"
 ORIGINAL = "original (not unlearned)"
@@ -35,7 +35,7 @@ COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high",
 
 def registered_methods(names: list[str] | None = None) -> list[Method]:
     """The registry's methods (all, or ``names`` in that order); an unknown name lists the known ones."""
-    from methods.registry import METHODS, get_entry
+    from unlearning_mock.methods.registry import METHODS, get_entry
 
     entries = [get_entry(name) for name in (names or list(METHODS))]
     return [method_from_spec(entry.module, entry.options, name=entry.name) for entry in entries]
@@ -48,7 +48,7 @@ def leaderboard_folder(config: EvalConfig) -> Path:
 def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: int = 100, log=print) -> dict:
     """Score the methods, bootstrap the intervals, write every output; return ``{"frame", "ranks", "folder",
     "failures", "results"}``."""
-    from methods.registry import METHODS
+    from unlearning_mock.methods.registry import METHODS
 
     methods = registered_methods(names)
     evaluation = Evaluation(config, methods=methods, log=log)
@@ -131,7 +131,7 @@ def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: P
     transfer = pd.DataFrame([{"method": m, "mock_rank": ranks["mock_rank"][m], "private_rank": ranks["reference_rank"][m]}
                              for m in ranks.get("methods", [])])
     transfer.to_csv(folder / "rank_transfer.csv", index=False)
-    from mock_evaluator.report import _jsonable
+    from unlearning_mock.mock_evaluator.reports.report import _jsonable
 
     record = {"ranks": ranks, "bootstrap_replicates": reps, "failures": results["failures"],
               "retrain_seconds": results["retrain_seconds"], "config": _jsonable(results["config"]),

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT, import_closure
+
 BASELINE = "baseline"
 POSITIONAL = ("net", "retain_loader", "forget_loader", "validation_loader")
 
@@ -98,12 +99,14 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
         function = load_function(kind, target)
         sources = [path]
     else:
+        if spec.split(".")[0] in PROJECT_PACKAGES:  # the project's own modules by their short name: methods.fcs
+            spec = f"{PACKAGE}.{spec}"
         kind, target, base = "module", spec, spec.split(".")[-1]
         sources = [module_file(spec)]
         function = load_function(kind, target)
     if function is not None:
         check_options(function, options, base)
-    closure = source_closure(sources)
+    closure = import_closure(sources)
     digest = hashlib.sha256()
     for path in closure:
         digest.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path.name).encode())
@@ -176,74 +179,3 @@ def check_options(function, options: dict, name: str) -> None:
     if unknown:
         raise ValueError(f"{name}: unlearning() does not accept option(s) {unknown}; it accepts "
                          f"{accepted or 'no options'}")
-
-
-# ------------------------------------------------------------------------------------------------
-# The source closure (what the fingerprint hashes)
-# ------------------------------------------------------------------------------------------------
-
-def _imported_names(tree: ast.AST, package: str | None) -> list[str]:
-    """Dotted names a module imports, with ``from X import y`` also yielding ``X.y`` (y may be a module)."""
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the importing module's package
-                if not package:
-                    continue
-                parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] if node.level > 1 else parts)
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            names.append(module)
-            names += [f"{module}.{alias.name}" for alias in node.names if alias.name != "*"]
-    return names
-
-
-def _resolve(name: str, roots: list[Path]) -> Path | None:
-    parts = [p for p in name.split(".") if p]
-    for root in roots:
-        for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
-            if parts and candidate.is_file():
-                return candidate.resolve()
-    return None
-
-
-def _package_of(path: Path, roots: list[Path]) -> str | None:
-    for root in roots:
-        if path.is_relative_to(root):
-            parts = list(path.relative_to(root).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                return ".".join(parts[:-1])
-            return ".".join(parts[:-1]) or None
-    return None
-
-
-def source_closure(files: list[Path]) -> list[Path]:
-    """``files`` and every project / own-folder module they import, transitively; sorted, unique.
-
-    Modules are looked up in each file's own folder and in the project root; anything else (torch,
-    numpy, the standard library) is outside the closure.
-    """
-    seen: set[Path] = set()
-    stack = [Path(f).resolve() for f in files]
-    while stack:
-        path = stack.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        roots = [path.parent, PROJECT_ROOT]
-        try:
-            tree = ast.parse(path.read_text(), filename=str(path))
-        except SyntaxError as error:
-            raise ValueError(f"{path} does not parse: {error}") from None
-        package = _package_of(path, [PROJECT_ROOT])
-        for name in _imported_names(tree, package):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
-                found = _resolve(".".join(parts[:i]), roots)
-                if found is not None and found not in seen:
-                    stack.append(found)
-    return sorted(seen)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from starter_kit.unlearning_steps import fine_tune
+from unlearning_mock.starter_kit.unlearning_steps import fine_tune
 
 
 def finetune_unlearning(net: nn.Module, retain_loader, forget_loader=None, validation_loader=None,

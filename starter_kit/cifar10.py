@@ -34,11 +34,11 @@ import numpy as np
 import torch
 import torchvision
 
-from starter_kit.baseline import cifar_kit_unlearning
-from starter_kit.data import FORGET_FRACTION, UnlearningData, random_forget_indices
-from starter_kit.models import resnet18
-from starter_kit.settings import Setting
-from starter_kit.training import Recipe
+from unlearning_mock.starter_kit.baseline import cifar_kit_unlearning
+from unlearning_mock.starter_kit.data import FORGET_FRACTION, UnlearningData, random_forget_indices
+from unlearning_mock.starter_kit.models import resnet18
+from unlearning_mock.starter_kit.settings import Setting
+from unlearning_mock.starter_kit.training import Recipe
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from starter_kit.batches import IMAGE_KEY, LABEL_KEY
+from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_FORGET_SEED = 1

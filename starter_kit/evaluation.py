@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.batches import split_batch
 
 
 def _device_of(net: nn.Module) -> torch.device:

@@ -9,14 +9,14 @@ The layout the organisers' scoring notebook read from ``/kaggle/input/neurips-20
 Images are read as float32 tensors with values 0-255 (no normalisation), shape 3x32x32; the label is
 ``age_group`` (10 equal-width age groups); batches are dicts ``{"image", "age_group", "age",
 "person_id"}`` of 64. Scoring also needs a test split, which the real input does not have:
-``DIR/test.csv`` in the same format (the local mock input, :mod:`starter_kit.mock_kaggle`, writes one).
+``DIR/test.csv`` in the same format (the local mock input, :mod:`mock_evaluator.kaggle.mock_input`, writes one).
 
 The train set is retain + forget (in that order); by default the forget set is ``forget.csv`` as given
 (the organisers' forget set held all images of a few people). :func:`load_kaggle_data` can also
 re-draw it by person (:func:`forget_by_person`) or at random (``random_forget_indices``).
 
 The organisers' recipe for the original and the retrained models is :data:`KAGGLE_RECIPE`. A layout
-written by :mod:`starter_kit.mock_kaggle` carries its own recipe in ``DIR/mock_kaggle.json`` (its
+written by :mod:`mock_evaluator.kaggle.mock_input` carries its own recipe in ``DIR/mock_kaggle.json`` (its
 original was trained with a short CPU recipe); :func:`kaggle_setting` then trains the oracles with
 that recipe, so that the retrained models are trained the way the original was.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from starter_kit.data import UnlearningData, random_forget_indices
-from starter_kit.training import Recipe
+from unlearning_mock.starter_kit.data import UnlearningData, random_forget_indices
+from unlearning_mock.starter_kit.training import Recipe
 
 NAME = "kaggle"
 NUM_CLASSES = 10
@@ -195,7 +195,7 @@ def load_kaggle_data(data_dir, forget: str = "csv", forget_fraction: float | Non
             f"(the organisers kept theirs hidden). Provide {SPLIT_FILES['test']} next to retain.csv in "
             f"the same format (columns {', '.join(COLUMNS)}; images under images/A/B.png for image_id "
             "'A-B'), held out from retain, forget and validation -- or write a complete local input with "
-            "`python -m starter_kit.mock_kaggle --out DIR`"
+            "`python -m mock_evaluator.kaggle.mock_input --out DIR`"
         )
     splits = {split: read_split(data_dir, split) for split in ("retain", "forget", "validation")}
     if test_path.is_file():
@@ -237,7 +237,7 @@ def load_kaggle_data(data_dir, forget: str = "csv", forget_fraction: float | Non
 
 
 def read_mock_info(data_dir) -> dict | None:
-    """``DIR/mock_kaggle.json`` (written by :mod:`starter_kit.mock_kaggle`), or None when absent."""
+    """``DIR/mock_kaggle.json`` (written by :mod:`mock_evaluator.kaggle.mock_input`), or None when absent."""
     path = Path(data_dir) / MOCK_INFO
     if not path.is_file():
         return None
@@ -266,13 +266,13 @@ def kaggle_recipe(data_dir=None, epochs: int | None = None) -> Recipe:
 
 def kaggle_setting(data_dir, epochs: int | None = None, forget: str = "csv", **ignored):
     """The ``kaggle`` setting: the layout in ``data_dir``, resnet18, the organisers' recipe, dict batches of 64."""
-    from starter_kit.baseline import kaggle_sample_unlearning
-    from starter_kit.models import resnet18
-    from starter_kit.settings import Setting
+    from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
+    from unlearning_mock.starter_kit.models import resnet18
+    from unlearning_mock.starter_kit.settings import Setting
 
     if data_dir is None:
         raise ValueError("the kaggle dataset reads a folder in the Kaggle layout: pass --data-dir DIR "
-                         "(write a local one with `python -m starter_kit.mock_kaggle --out DIR`)")
+                         "(write a local one with `python -m mock_evaluator.kaggle.mock_input --out DIR`)")
     data_dir = Path(data_dir)
     weights = data_dir / ORIGINAL_WEIGHTS
     if not weights.is_file():

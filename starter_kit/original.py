@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from starter_kit.data import UnlearningData
-from starter_kit.training import Recipe, cache_hash, model_key, train_models
+from unlearning_mock.starter_kit.data import UnlearningData
+from unlearning_mock.starter_kit.training import Recipe, cache_hash, model_key, train_models
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
 ORIGINAL_SEED = 0

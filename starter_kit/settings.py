@@ -15,10 +15,10 @@ from typing import Callable
 
 from torch import nn
 
-from starter_kit.baseline import kaggle_sample_unlearning
-from starter_kit.data import UnlearningData, load_digits_data
-from starter_kit.models import SmallResNet
-from starter_kit.training import DIGITS_RECIPE, Recipe
+from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
+from unlearning_mock.starter_kit.data import UnlearningData, load_digits_data
+from unlearning_mock.starter_kit.models import SmallResNet
+from unlearning_mock.starter_kit.training import DIGITS_RECIPE, Recipe
 
 
 @dataclass
@@ -58,11 +58,11 @@ def _builder(name: str) -> Callable[..., Setting]:
     if name == "digits":
         return digits_setting
     if name == "cifar10":
-        from starter_kit.cifar10 import cifar10_setting
+        from unlearning_mock.starter_kit.cifar10 import cifar10_setting
 
         return cifar10_setting
     if name == "kaggle":
-        from starter_kit.kaggle import kaggle_setting
+        from unlearning_mock.starter_kit.kaggle import kaggle_setting
 
         return kaggle_setting
     raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")

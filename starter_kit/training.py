@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
+from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.batches import split_batch
 
 
 def model_device(net: nn.Module) -> torch.device:

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, kl_to_teacher, model_device, num_classes_of,
+from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, kl_to_teacher, model_device, num_classes_of,
                                           stage_children)
 
 ALIF_TARGETS = ("decouple", "unseen")

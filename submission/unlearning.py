@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, inverse_frequency_weights, kl_to_teacher,
+from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, inverse_frequency_weights, kl_to_teacher,
                                           lr_factor, model_device, num_classes_of, steps_in, trainable_only)
 
 SRFL_STAGES = ("layer1", "layer2")
@@ -172,7 +172,7 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
       steps there. Where the retrain is the organisers' 30 epochs (real Kaggle, CIFAR-10) the
       author's ``epochs=1, lr=1e-3`` also fits the budget.
 
-    These defaults are submission runs; the decoupling picture needs more steps (``submission.curve``).
+    These defaults are submission runs; the decoupling picture needs more steps (``mock_evaluator.reports.curve``).
 
     ``seed`` fixes the roll steps (the loaders' own generators fix the data order). Pass a list as
     ``record`` to receive one dict per step: ``{"step", "epoch", "lr", "loss", "facc", "racc"}`` --

@@ -1,17 +1,11 @@
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from starter_kit.data import load_digits_data, make_loaders  # noqa: E402
-from starter_kit.models import SmallResNet  # noqa: E402
-from starter_kit.original import load_or_train_original  # noqa: E402
-from starter_kit.training import DIGITS_RECIPE  # noqa: E402
+from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
+from unlearning_mock.starter_kit.models import SmallResNet
+from unlearning_mock.starter_kit.original import load_or_train_original
+from unlearning_mock.starter_kit.training import DIGITS_RECIPE
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 Written straight from the text of the specification, one forget example at a
 time: every decision rule is built from its ``np.linspace`` thresholds, its
 predictions are taken on the raw confidences, and its rates are means of those
-predictions.  It is deliberately naive; ``mock_evaluator.metric`` is the fast one.
+predictions.  It is deliberately naive; ``mock_evaluator.scoring.metric`` is the fast one.
 
 Two shortcuts only: the predictions of the 400 left ends of one right end are one
 ``[400, N]`` comparison, and the value of a rule is computed once per distinct

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from starter_kit.data import make_loaders
-from starter_kit.evaluation import accuracy, predict_logits
-from starter_kit.models import SmallResNet, resnet18
-from submission import alif
-from submission.alif import AuxiliaryMixers, alif_confidences, alif_convolutions, unlearning
+from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.evaluation import accuracy, predict_logits
+from unlearning_mock.starter_kit.models import SmallResNet, resnet18
+from unlearning_mock.submission import alif
+from unlearning_mock.submission.alif import AuxiliaryMixers, alif_confidences, alif_convolutions, unlearning
 
 
 def _model_and_input(kind, original):

@@ -11,8 +11,8 @@ import zipfile
 import pytest
 import torch
 
-from mock_evaluator.checkpoint_zip import SubmissionZipError, _read_member, read_checkpoints
-from starter_kit.models import SmallResNet
+from unlearning_mock.mock_evaluator.kaggle.checkpoint_zip import SubmissionZipError, _read_member, read_checkpoints
+from unlearning_mock.starter_kit.models import SmallResNet
 
 
 def make_model():

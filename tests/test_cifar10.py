@@ -14,9 +14,9 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from starter_kit import cifar10
-from starter_kit.baseline import cifar_kit_unlearning
-from starter_kit.cifar10 import (
+from unlearning_mock.starter_kit import cifar10
+from unlearning_mock.starter_kit.baseline import cifar_kit_unlearning
+from unlearning_mock.starter_kit.cifar10 import (
     CIFAR10_FILES,
     CIFAR10_MEAN,
     CIFAR10_RECIPE,
@@ -25,9 +25,9 @@ from starter_kit.cifar10 import (
     load_cifar10_data,
     write_fake_cifar10,
 )
-from starter_kit.data import UnlearningData, random_forget_indices
-from starter_kit.settings import load_setting
-from starter_kit.training import Recipe, train_models
+from unlearning_mock.starter_kit.data import UnlearningData, random_forget_indices
+from unlearning_mock.starter_kit.settings import load_setting
+from unlearning_mock.starter_kit.training import Recipe, train_models
 
 N_TRAIN, N_TEST = 300, 100
 
@@ -289,7 +289,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @needs_cuda
 def test_crop_flip_draws_the_same_crops_on_cuda(data):
     """The augmentation's randomness comes from a CPU generator: same seed, same crops on any device."""
-    from starter_kit.training import augment_crop_flip
+    from unlearning_mock.starter_kit.training import augment_crop_flip
 
     x = data.train_inputs[:32]
     on_cpu = augment_crop_flip(x, torch.Generator().manual_seed(5))

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from mock_evaluator.cli import main
-from starter_kit.cifar10 import write_fake_cifar10
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.starter_kit.cifar10 import write_fake_cifar10
 
 
 def test_cifar10_end_to_end_with_two_models(tmp_path):

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mock_evaluator.cli import main
-from mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
-from mock_evaluator.metric import bucket_points, per_example_epsilons
-from mock_evaluator.scoring import score_method
-from mock_evaluator.store import load_arrays, save_arrays
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, per_example_epsilons
+from unlearning_mock.mock_evaluator.scoring.score import score_method
+from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 
 N = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
     stop.write_text("5")
     source = f'''
         from pathlib import Path
-        from submission.unlearning import unlearning as srfl
+        from unlearning_mock.submission.unlearning import unlearning as srfl
 
         def unlearning(net, retain_loader, forget_loader, validation_loader):
             counter, stop = Path({str(counter)!r}), Path({str(stop)!r})
@@ -124,7 +124,7 @@ def test_cache_keys_separate_what_differs(default_run, cache_dir):
     key = evaluation.key("oracles", 64)
     assert key == evaluation.key("oracles", 64)
     assert key != evaluation.key("oracles", 32)
-    from starter_kit.training import Recipe
+    from unlearning_mock.starter_kit.training import Recipe
 
     evaluation.setting.recipe = Recipe(epochs=3)
     assert key != evaluation.key("oracles", 64)

@@ -17,10 +17,10 @@ import torch
 import torchvision
 from torch import nn
 
-from mock_evaluator.figures import ModelFailure, figures_of_models, model_figures
-from starter_kit.cifar10 import fake_cifar10_images, load_cifar10_data, write_fake_cifar10
-from starter_kit.models import fusable_arch, fused_model, grouped_logits, resnet18, split_fused_state
-from starter_kit.training import Recipe, auto_oracle_chunk, is_fusable, train_in_place
+from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
+from unlearning_mock.starter_kit.cifar10 import fake_cifar10_images, load_cifar10_data, write_fake_cifar10
+from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, resnet18, split_fused_state
+from unlearning_mock.starter_kit.training import Recipe, auto_oracle_chunk, is_fusable, train_in_place
 
 SEEDS = (11, 12, 13)
 KIT_RECIPE = Recipe(epochs=2, batch_size=16, optimizer="sgd", lr=0.01, augment="crop_flip")   # 4 steps

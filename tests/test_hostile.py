@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mock_evaluator.cli import main
-from mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError, seeds_for
-from mock_evaluator.executor import ProcessExecutor
-from mock_evaluator.method import method_from_spec
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError, seeds_for
+from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor
+from unlearning_mock.mock_evaluator.method import method_from_spec
 
 N = 8
 BAD_MODEL = 3
@@ -75,7 +75,7 @@ def local_executor():
 
 @pytest.fixture(scope="module")
 def ray_executor(local_ray):
-    from mock_evaluator.ray_executor import RayExecutor
+    from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor
 
     executor = RayExecutor()
     yield executor

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from starter_kit.data import make_loaders
-from starter_kit.kaggle import (KAGGLE_RECIPE, MOCK_INFO, forget_by_person, kaggle_recipe, kaggle_setting,
+from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.kaggle import (KAGGLE_RECIPE, MOCK_INFO, forget_by_person, kaggle_recipe, kaggle_setting,
                                 load_kaggle_data)
-from starter_kit.mock_kaggle import main as mock_main
-from starter_kit.mock_kaggle import make_mock_splits, mock_recipes, write_mock_layout
+from unlearning_mock.mock_evaluator.kaggle.mock_input import main as mock_main
+from unlearning_mock.mock_evaluator.kaggle.mock_input import make_mock_splits, mock_recipes, write_mock_layout
 
 TINY = {"train": 80, "validation": 20, "test": 20}
 
@@ -171,7 +171,7 @@ def test_setting_and_recipes(copy):
     (copy / MOCK_INFO).write_text(json.dumps({"seed": 0, "oracle_recipe": oracle.as_dict()}))
     assert kaggle_recipe(copy) == oracle and kaggle_setting(copy).recipe == oracle
     assert kaggle_recipe(copy, epochs=1) == replace(oracle, epochs=1, best_validation_from=1)
-    from starter_kit.settings import load_setting
+    from unlearning_mock.starter_kit.settings import load_setting
 
     assert load_setting("kaggle", copy).data.summary() == setting.data.summary()
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mock_evaluator.cli import main
-from mock_evaluator.uncertainty import bootstrap_scores, interval, rank_agreement, separated
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.scoring.uncertainty import bootstrap_scores, interval, rank_agreement, separated
 
 N = 8
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from methods.registry import METHODS, get_entry, load_method, method_names
-from methods.settings import method_options, setting_of
-from starter_kit.data import TensorPairs, make_loaders
-from starter_kit.models import SmallResNet, resnet18
+from unlearning_mock.methods.registry import METHODS, get_entry, load_method, method_names
+from unlearning_mock.methods.settings import method_options, setting_of
+from unlearning_mock.starter_kit.data import TensorPairs, make_loaders
+from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 
 REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("methods.")]
 

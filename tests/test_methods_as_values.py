@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mock_evaluator.cli import main
-from mock_evaluator.method import method_from_spec, parse_option, source_closure
-from starter_kit.settings import load_setting
-from starter_kit.training import Recipe
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.method import method_from_spec, parse_option
+from unlearning_mock.mock_evaluator.sources import import_closure
+from unlearning_mock.starter_kit.settings import load_setting
+from unlearning_mock.starter_kit.training import Recipe
 
 N = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ LOGGING_SUBMISSION = '''
     import json
     import torch
     from helper import SCALE
-    from starter_kit.batches import split_batch
+    from unlearning_mock.starter_kit.batches import split_batch
 
     def unlearning(net, retain_loader, forget_loader, validation_loader, scale=1.0, log=None):
         first = split_batch(next(iter(retain_loader)))[1][:5].tolist()
@@ -61,7 +62,7 @@ def test_parse_option():
 def test_fingerprint_covers_the_import_closure(tmp_path):
     sub = write(tmp_path / "s" / "sub.py", LOGGING_SUBMISSION)
     helper = write(tmp_path / "s" / "helper.py", "SCALE = 1.0\n")
-    closure = source_closure([Path(sub)])
+    closure = import_closure([Path(sub)])
     assert Path(helper).resolve() in closure and ROOT / "starter_kit" / "batches.py" in closure
     assert all("torch" not in p.parts for p in closure)
     first = method_from_spec(sub)
@@ -77,7 +78,7 @@ def test_fingerprint_covers_the_import_closure(tmp_path):
 def test_a_project_module_is_a_method():
     method = method_from_spec("submission.unlearning", {"variant": "seed"})
     assert method.kind == "module" and method.name == "unlearning[variant=seed]"
-    assert ROOT / "starter_kit" / "unlearning_steps.py" in source_closure([ROOT / "submission" / "unlearning.py"])
+    assert ROOT / "starter_kit" / "unlearning_steps.py" in import_closure([ROOT / "submission" / "unlearning.py"])
     with pytest.raises(ValueError, match="does not accept option"):
         method_from_spec("submission.unlearning", {"no_such_option": 1})
     with pytest.raises(ValueError, match="neither a .py file nor an importable module"):

@@ -1,4 +1,4 @@
-"""Tests of mock_evaluator.metric against the literal reference and the specification."""
+"""Tests of mock_evaluator.scoring.metric against the literal reference and the specification."""
 
 import math
 import pathlib
@@ -17,8 +17,8 @@ from literal_metric import (  # noqa: E402
     rule_epsilon,
     single_threshold_rates,
 )
-from mock_evaluator import metric  # noqa: E402
-from mock_evaluator.metric import (  # noqa: E402
+from unlearning_mock.mock_evaluator.scoring import metric  # noqa: E402
+from unlearning_mock.mock_evaluator.scoring.metric import (  # noqa: E402
     FAMILIES,
     bucket_edges,
     bucket_points,

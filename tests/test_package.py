@@ -12,15 +12,15 @@ import nbformat
 import pytest
 import torch
 
-from mock_evaluator.checkpoint_zip import read_checkpoints
-from starter_kit.kaggle import load_kaggle_data
-from starter_kit.mock_kaggle import write_mock_layout
-from starter_kit.models import resnet18
-from submission import package
-from submission.package import InlineError, build_notebook, inline_sources, main, run_notebook, write_notebook
+from unlearning_mock.mock_evaluator.kaggle.checkpoint_zip import read_checkpoints
+from unlearning_mock.starter_kit.kaggle import load_kaggle_data
+from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_layout
+from unlearning_mock.starter_kit.models import resnet18
+from unlearning_mock.mock_evaluator.kaggle import notebook as package
+from unlearning_mock.mock_evaluator.kaggle.notebook import InlineError, build_notebook, inline_sources, main, run_notebook, write_notebook
 
 TINY = {"train": 40, "validation": 10, "test": 10}
-PROJECT_IMPORT = re.compile(r"^\s*(from|import)\s+(starter_kit|submission)\b", re.MULTILINE)
+PROJECT_IMPORT = re.compile(r"^\s*(from|import)\s+(unlearning_mock\.)?(starter_kit|submission|methods|mock_evaluator)\b", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +76,15 @@ def _write(root: Path, files: dict) -> Path:
 
 def test_inlining_rules(tmp_path):
     root = _write(tmp_path / "ok", {
-        "starter_kit/helpers.py": "from starter_kit.base import BASE as B0\n\ndef helper():\n    return B0 + 1\n\n"
+        "starter_kit/helpers.py": "from unlearning_mock.starter_kit.base import BASE as B0\n\ndef helper():\n    return B0 + 1\n\n"
                                   "if __name__ == '__main__':\n    print('never in the notebook')\n",
         "starter_kit/base.py": '"""Doc."""\nfrom __future__ import annotations\nBASE = 41\n',
-        "submission/unlearning.py": "from starter_kit.helpers import (\n    helper,\n)\n\n"
+        "submission/unlearning.py": "from unlearning_mock.starter_kit.helpers import (\n    helper,\n)\n\n"
                                     "def unlearning(net, retain_loader, forget_loader, validation_loader):\n"
-                                    "    from starter_kit.base import BASE\n    return helper() + BASE\n",
+                                    "    from unlearning_mock.starter_kit.base import BASE\n    return helper() + BASE\n",
     })
-    modules = inline_sources("submission.unlearning", root)
-    assert [name for name, _ in modules] == ["starter_kit.base", "starter_kit.helpers", "submission.unlearning"]
+    modules = inline_sources("unlearning_mock.submission.unlearning", root)
+    assert [name.split(".", 1)[1] for name, _ in modules] == ["starter_kit.base", "starter_kit.helpers", "submission.unlearning"]
     namespace: dict = {}
     for name, source in modules:
         assert not PROJECT_IMPORT.search(source), source
@@ -95,25 +95,25 @@ def test_inlining_rules(tmp_path):
 
 @pytest.mark.parametrize("files, message", [
     ({"submission/unlearning.py": "from .other import x\ndef unlearning(*a): pass\n"}, "relative import"),
-    ({"submission/unlearning.py": "import starter_kit.base\ndef unlearning(*a): pass\n",
-      "starter_kit/base.py": "X = 1\n"}, "'import starter_kit.base' cannot be inlined"),
-    ({"submission/unlearning.py": "from starter_kit import base\ndef unlearning(*a): pass\n",
+    ({"submission/unlearning.py": "import unlearning_mock.starter_kit.base\ndef unlearning(*a): pass\n",
+      "starter_kit/base.py": "X = 1\n"}, "'import unlearning_mock.starter_kit.base' cannot be inlined"),
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit import base\ndef unlearning(*a): pass\n",
       "starter_kit/base.py": "X = 1\n"}, "imports a module"),
-    ({"submission/unlearning.py": "from starter_kit.base import *\ndef unlearning(*a): pass\n",
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit.base import *\ndef unlearning(*a): pass\n",
       "starter_kit/base.py": "X = 1\n"}, r"import \*"),
-    ({"submission/unlearning.py": "from starter_kit.nothing import x\ndef unlearning(*a): pass\n"}, "not found"),
-    ({"submission/unlearning.py": "from starter_kit.base import X\nX2 = 2\ndef unlearning(*a): pass\n",
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit.nothing import x\ndef unlearning(*a): pass\n"}, "not found"),
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit.base import X\nX2 = 2\ndef unlearning(*a): pass\n",
       "starter_kit/base.py": "def unlearning(): pass\nX = 1\n"}, "both define 'unlearning'"),
-    ({"submission/unlearning.py": "from starter_kit.base import X\n",
-      "starter_kit/base.py": "from submission.unlearning import Y\nX = 1\n"}, "circular"),
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit.base import X\n",
+      "starter_kit/base.py": "from unlearning_mock.submission.unlearning import Y\nX = 1\n"}, "circular"),
     ({"submission/unlearning.py": "def other(): pass\n"}, "must define a top-level function 'unlearning'"),
-    ({"submission/unlearning.py": "from starter_kit.base import X; Y = 2\ndef unlearning(*a): pass\n",
+    ({"submission/unlearning.py": "from unlearning_mock.starter_kit.base import X; Y = 2\ndef unlearning(*a): pass\n",
       "starter_kit/base.py": "X = 1\n"}, "on a line of its own"),
 ])
 def test_inlining_errors(tmp_path, files, message):
     root = _write(tmp_path / "bad", files)
     with pytest.raises(InlineError, match=message):
-        inline_sources("submission.unlearning", root)
+        inline_sources("unlearning_mock.submission.unlearning", root)
 
 
 def _run_cells_in_process(notebook, cwd: Path, env: dict, upto: str | None = None) -> dict:

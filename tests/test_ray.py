@@ -13,11 +13,11 @@ pytest.importorskip("ray")
 
 from test_hostile import local_ray  # noqa: E402,F401 -- the one Ray instance of the session
 
-from mock_evaluator.cli import main  # noqa: E402
-from mock_evaluator.evaluate import EvalConfig, Evaluation, seeds_for  # noqa: E402
-from mock_evaluator.executor import ProcessExecutor  # noqa: E402
-from mock_evaluator.method import method_from_spec  # noqa: E402
-from mock_evaluator.ray_executor import RayExecutor  # noqa: E402
+from unlearning_mock.mock_evaluator.cli import main  # noqa: E402
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, seeds_for  # noqa: E402
+from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor  # noqa: E402
+from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
+from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor  # noqa: E402
 
 N = 8
 
@@ -53,7 +53,7 @@ def test_run_interrupted_under_ray_resumes_under_local_and_back(tmp_path, cache_
         import os, time
         from pathlib import Path
         import torch
-        from starter_kit.baseline import kaggle_sample_unlearning
+        from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
 
         def unlearning(net, retain_loader, forget_loader, validation_loader):
             model = torch.initial_seed() - {first_seed}

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from starter_kit.data import make_loaders
-from starter_kit.evaluation import accuracy
-from starter_kit.models import SmallResNet, resnet18
-from starter_kit.unlearning_steps import inverse_frequency_weights
-from submission import curve
-from submission.unlearning import SRFL_DEFAULTS, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
+from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.evaluation import accuracy
+from unlearning_mock.starter_kit.models import SmallResNet, resnet18
+from unlearning_mock.starter_kit.unlearning_steps import inverse_frequency_weights
+from unlearning_mock.mock_evaluator.reports import curve
+from unlearning_mock.submission.unlearning import SRFL_DEFAULTS, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
 # ---------------------------------------------------------------------------------------------------
 # The loss, by hand

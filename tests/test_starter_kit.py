@@ -3,14 +3,14 @@
 import numpy as np
 import torch
 
-from starter_kit.attack import forget_vs_test_attack
-from starter_kit.baseline import finetune_unlearning
-from starter_kit.batches import split_batch
-from starter_kit.data import load_digits_data, make_loaders
-from starter_kit.evaluation import accuracy, logits_on
-from starter_kit.models import SmallResNet, fuse_states, split_fused_state
-from starter_kit.original import load_or_train_original, original_cache_path
-from starter_kit.training import DIGITS_RECIPE, Recipe, train_models
+from unlearning_mock.starter_kit.attack import forget_vs_test_attack
+from unlearning_mock.starter_kit.baseline import finetune_unlearning
+from unlearning_mock.starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
+from unlearning_mock.starter_kit.evaluation import accuracy, logits_on
+from unlearning_mock.starter_kit.models import SmallResNet, fuse_states, split_fused_state
+from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.training import DIGITS_RECIPE, Recipe, train_models
 
 
 def test_split_is_disjoint_sized_and_reproducible(digits):

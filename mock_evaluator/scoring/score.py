@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mock_evaluator.metric import bucket_points, final_score, per_example_epsilons
-from starter_kit.attack import forget_vs_test_attack
+from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, final_score, per_example_epsilons
+from unlearning_mock.starter_kit.attack import forget_vs_test_attack
 
 
 @dataclass

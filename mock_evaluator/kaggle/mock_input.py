@@ -1,6 +1,6 @@
 """A local Kaggle input: the competition's folder layout, written from the embedded digits data.
 
-    python -m starter_kit.mock_kaggle --out mock_kaggle_input [--seed 0] [--epochs 3] [--force]
+    python -m mock_evaluator.kaggle.mock_input --out mock_kaggle_input [--seed 0] [--epochs 3] [--force]
 
 What it writes (see :mod:`starter_kit.kaggle` for the layout):
 
@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from starter_kit.kaggle import (COLUMNS, MOCK_INFO, NUM_CLASSES, ORIGINAL_WEIGHTS, SPLIT_FILES, forget_by_person,
+from unlearning_mock.starter_kit.kaggle import (COLUMNS, MOCK_INFO, NUM_CLASSES, ORIGINAL_WEIGHTS, SPLIT_FILES, forget_by_person,
                                 load_kaggle_data)
-from starter_kit.training import Recipe
+from unlearning_mock.starter_kit.training import Recipe
 
 DEFAULT_OUT = Path("mock_kaggle_input")
 DEFAULT_SEED = 0
@@ -93,7 +93,7 @@ def make_mock_splits(seed: int = DEFAULT_SEED, max_images: dict | None = None,
     for retain, forget, validation and test. ``max_images`` (e.g. ``{"train": 60, "validation": 20,
     "test": 20}``) keeps a seeded random subset of a digits split, for tiny test trees.
     """
-    from starter_kit.data import load_digits_data
+    from unlearning_mock.starter_kit.data import load_digits_data
 
     digits = load_digits_data()
     rng = np.random.default_rng(seed)
@@ -168,9 +168,9 @@ def _accuracy(model, inputs, targets) -> float:
 
 def train_mock_original(out_dir, seed: int = DEFAULT_SEED, epochs: int = DEFAULT_EPOCHS, log=print) -> dict:
     """Train ``original_model.pth`` on retain + forget of the layout in ``out_dir``; return the accuracies."""
-    from starter_kit.models import resnet18
-    from starter_kit.original import save_state_atomically
-    from starter_kit.training import train_models
+    from unlearning_mock.starter_kit.models import resnet18
+    from unlearning_mock.starter_kit.original import save_state_atomically
+    from unlearning_mock.starter_kit.training import train_models
 
     out_dir = Path(out_dir)
     data = load_kaggle_data(out_dir)
@@ -218,7 +218,7 @@ def write_mock_kaggle_input(out_dir=DEFAULT_OUT, seed: int = DEFAULT_SEED, epoch
     write_layout(partial, tables)
     result = train_mock_original(partial, seed, epochs, log)
     info = {
-        "generator": "starter_kit.mock_kaggle", "seed": seed,
+        "generator": "mock_evaluator.kaggle.mock_input", "seed": seed,
         "counts": {split: int(len(table["age_group"])) for split, table in tables.items()},
         "people": {split: int(len(np.unique(table["person_id"]))) for split, table in tables.items()},
         "original_recipe": original_recipe.as_dict(), "oracle_recipe": oracle_recipe.as_dict(),
@@ -231,7 +231,7 @@ def write_mock_kaggle_input(out_dir=DEFAULT_OUT, seed: int = DEFAULT_SEED, epoch
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m starter_kit.mock_kaggle", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.kaggle.mock_input", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes people, forget set and training")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs of the original's training")

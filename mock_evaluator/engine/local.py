@@ -1,8 +1,8 @@
 """A small executor interface: run independent jobs, hand back each result as it finishes.
 
-A *job* is one model or one batch of models; :func:`mock_evaluator.jobs.run_job` turns it into its
+A *job* is one model or one batch of models; :func:`mock_evaluator.engine.jobs.run_job` turns it into its
 figures. The evaluator needs only the :class:`Executor` protocol (``map_unordered`` and ``close``), so
-another engine (:mod:`mock_evaluator.ray_executor`) plugs in without touching the evaluator's phases.
+another engine (:mod:`mock_evaluator.engine.ray_engine`) plugs in without touching the evaluator's phases.
 
 Bad submissions must not take the evaluator down with them. Every executor but the in-process one
 (a debugging choice) therefore turns the ways a job can go wrong *outside* Python's exception handling
@@ -13,7 +13,7 @@ into an ordinary failed result, ``(job, JobResult(error="model i: ..."))``:
   with its exit code or signal, and replaced.
 
 ``SystemExit`` / ``KeyboardInterrupt`` raised *inside* a submission are caught where the submission is
-called (:func:`mock_evaluator.jobs.run_job`). Workers ignore SIGINT: Ctrl-C in a terminal reaches the
+called (:func:`mock_evaluator.engine.jobs.run_job`). Workers ignore SIGINT: Ctrl-C in a terminal reaches the
 whole process group, the driver alone reacts to it and kills every busy worker on its way out, so
 nothing writes to the cache after the driver stops (only the driver writes there).
 """
@@ -28,7 +28,7 @@ import traceback
 from multiprocessing.connection import wait as wait_for
 from typing import Callable, Iterable, Iterator, Protocol
 
-from mock_evaluator.jobs import JobResult
+from unlearning_mock.mock_evaluator.engine.jobs import JobResult
 
 EXECUTORS = ("local", "inline", "ray")
 
@@ -88,12 +88,12 @@ class WorkerFailure(RuntimeError):
 
 def _worker_main(conn, threads: int) -> None:
     """A worker process: receive ``(fn, job)``, send ``("started", None)`` when the job's timed part begins
-    (:data:`mock_evaluator.jobs.clock_starts`: the limit does not count this process loading the data or
+    (:data:`mock_evaluator.engine.jobs.clock_starts`: the limit does not count this process loading the data or
     the submission), then ``("ok", result)`` or ``("raised", traceback)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business (it kills us)
     import torch
 
-    from mock_evaluator import jobs
+    from unlearning_mock.mock_evaluator.engine import jobs
 
     torch.set_num_threads(threads)
     jobs.clock_starts = lambda: conn.send(("started", None))
@@ -225,12 +225,12 @@ def make_executor(workers: int, kind: str = "local", ray_address: str | None = N
                   gpus_per_job: float = 0.0) -> Executor:
     """``local``: ``workers`` spawned processes (one too when ``workers`` is 1: a submission that hangs or
     exits cannot take the evaluator with it); ``inline``: this process (debugging); ``ray``: a Ray cluster
-    (:class:`mock_evaluator.ray_executor.RayExecutor`; ``ray_address`` None means ``$RAY_ADDRESS`` or a
+    (:class:`mock_evaluator.engine.ray_engine.RayExecutor`; ``ray_address`` None means ``$RAY_ADDRESS`` or a
     local instance)."""
     if kind == "inline":
         return InlineExecutor()
     if kind == "ray":
-        from mock_evaluator.ray_executor import RayExecutor
+        from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor
 
         return RayExecutor(address=ray_address, gpus_per_job=gpus_per_job)
     if kind != "local":

@@ -1,6 +1,6 @@
 """Run the evaluator's jobs on a Ray cluster (``--executor ray``): one Ray task per job.
 
-Behind the same :class:`~mock_evaluator.executor.Executor` protocol as the local process pool, so the
+Behind the same :class:`~mock_evaluator.engine.local.Executor` protocol as the local process pool, so the
 evaluator's phases, its cache layout and its keys do not change: the driver (the machine running
 ``python -m mock_evaluator``) receives every result and writes it to the cache exactly as with the
 local executor, and a run can switch executors and resume.
@@ -10,7 +10,7 @@ local executor, and a run can switch executors and resume.
   results are taken as they finish with ``ray.wait``.
 * **Shared objects.** The setting (data, model class, recipe) and the original model's weights go into
   the object store once per evaluation (``ray.put``); each task gets the references, and each Ray worker
-  process fetches them once and keeps them (:func:`mock_evaluator.jobs.provide_shared`).
+  process fetches them once and keeps them (:func:`mock_evaluator.engine.jobs.provide_shared`).
 * **Code.** Starting a local instance, the workers see the driver's files. Joining a cluster
   (``--ray-address`` or ``$RAY_ADDRESS``), the project's packages travel with the job through Ray's
   ``runtime_env`` (``py_modules``); a submission given as a *file* must then lie at the same path on every
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from mock_evaluator.executor import WorkerFailure, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.local import WorkerFailure, failed, timeout_cause
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("mock_evaluator", "starter_kit", "submission", "methods")
@@ -79,7 +79,7 @@ def _run_task(fn: Callable, job, shared: list, threads: int, clock=None, key: in
     import ray
     import torch
 
-    from mock_evaluator import jobs
+    from unlearning_mock.mock_evaluator.engine import jobs
 
     torch.set_num_threads(threads)
     jobs.clock_starts = (lambda: clock.start.remote(key)) if clock is not None else jobs._no_clock
@@ -129,7 +129,7 @@ class RayExecutor:
 
     def _shared_refs(self, context) -> list:
         if context not in self._shared:
-            from mock_evaluator.jobs import shared_objects
+            from unlearning_mock.mock_evaluator.engine.jobs import shared_objects
 
             self._shared = {context: [self._ray.put(value) for value in shared_objects(context)]}
         return self._shared[context]

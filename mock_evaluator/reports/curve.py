@@ -1,4 +1,4 @@
-"""``python -m submission.curve [--method srfl|alif]``: per-step forget / retain batch accuracy curves.
+"""``python -m mock_evaluator.reports.curve [--method srfl|alif]``: per-step forget / retain batch accuracy curves.
 
 A training picture like the one in the seed's README, for either of the project's methods (both take
 ``record=`` and log one dict per step with ``step, loss, facc, racc``: the student's accuracy on the
@@ -16,7 +16,7 @@ decoupling check: mean facc and racc over the last fifth of the steps (decoupled
 racc >= 0.85).
 
 Settings: ``digits`` (SmallResNet, the cached original) and ``kaggle`` (torchvision resnet18 from the
-mock Kaggle input, written with :mod:`starter_kit.mock_kaggle` if absent; dict batches of 64). The
+mock Kaggle input, written with :mod:`mock_evaluator.kaggle.mock_input` if absent; dict batches of 64). The
 curves run longer than the submission defaults (:data:`METHODS`), to show the whole curve; they are
 not submission runs and need not fit the time budget.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from starter_kit.data import load_digits_data, make_loaders
-from starter_kit.evaluation import accuracy
+from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
+from unlearning_mock.starter_kit.evaluation import accuracy
 
 SETTINGS = ("digits", "kaggle")
 DECOUPLED_FORGET_MAX = 0.3
@@ -66,17 +66,17 @@ def method_function(method: str):
 def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".cache", seed: int = 0):
     """(original model in eval mode, loaders) of the setting ``name``."""
     if name == "digits":
-        from starter_kit.models import SmallResNet
-        from starter_kit.original import load_or_train_original
-        from starter_kit.training import DIGITS_RECIPE
+        from unlearning_mock.starter_kit.models import SmallResNet
+        from unlearning_mock.starter_kit.original import load_or_train_original
+        from unlearning_mock.starter_kit.training import DIGITS_RECIPE
 
         data = load_digits_data()
         original = load_or_train_original(data, SmallResNet, DIGITS_RECIPE, cache_dir=cache_dir, log=lambda *_: None)
         return original.eval(), make_loaders(data, seed=seed)
     if name == "kaggle":
-        from starter_kit.kaggle import KAGGLE_BATCH_SIZE, ORIGINAL_WEIGHTS, load_kaggle_data
-        from starter_kit.mock_kaggle import write_mock_kaggle_input
-        from starter_kit.models import resnet18
+        from unlearning_mock.starter_kit.kaggle import KAGGLE_BATCH_SIZE, ORIGINAL_WEIGHTS, load_kaggle_data
+        from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_kaggle_input
+        from unlearning_mock.starter_kit.models import resnet18
 
         kaggle_dir = Path(kaggle_dir)
         if not (kaggle_dir / ORIGINAL_WEIGHTS).is_file():
@@ -154,7 +154,7 @@ def plot_curves(curve: pd.DataFrame, path: Path, method: str) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m submission.curve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.reports.curve", description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=sorted(METHODS), default="srfl")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {SETTINGS}")
     parser.add_argument("--epochs", type=float, default=None, help="override the curve's epochs on every setting")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mock_evaluator.metric import num_buckets
+from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
 
 COLUMNS = ["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
            "retain_ratio", "test_ratio", "attack_accuracy", "time_fraction", "over_budget"]

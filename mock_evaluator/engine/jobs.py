@@ -6,7 +6,7 @@ already (:func:`provide_shared`: the Ray executor ships them once through its ob
 
 A submission that raises -- ``SystemExit`` and ``KeyboardInterrupt`` included -- gives a result whose
 ``error`` names the model and the cause; the executors add timeouts and dead workers
-(:mod:`mock_evaluator.executor`).
+(:mod:`mock_evaluator.engine.local`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from mock_evaluator.figures import ModelFailure, figures_of_models, model_figures, stack_figures
-from mock_evaluator.method import Method, load_function
-from starter_kit.data import make_loaders
-from starter_kit.settings import load_setting
-from starter_kit.training import train_models
+from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures, stack_figures
+from unlearning_mock.mock_evaluator.method import Method, load_function
+from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.settings import load_setting
+from unlearning_mock.starter_kit.training import train_models
 
 @dataclass(frozen=True)
 class Context:

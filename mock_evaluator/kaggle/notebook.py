@@ -1,9 +1,9 @@
 """Build the Kaggle notebook from ``submission/unlearning.py`` (or any method file of the project), and
 run it headless like Kaggle would.
 
-    python -m submission.package [--out dist]                      # -> dist/submission.ipynb
-    python -m submission.package --submission submission/alif.py --option target=unseen
-    python -m submission.package --run --input mock_kaggle_input --count 2 [--out dist]
+    python -m mock_evaluator.kaggle.notebook [--out dist]                      # -> dist/submission.ipynb
+    python -m mock_evaluator.kaggle.notebook --submission submission/alif.py --option target=unseen
+    python -m mock_evaluator.kaggle.notebook --run --input mock_kaggle_input --count 2 [--out dist]
                                                                    # -> dist/submission.zip
 
 ``--submission`` takes a .py file inside the project (or a module name); ``--option key=value``
@@ -39,8 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENTRY_MODULE = "submission.unlearning"
+from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_ROOT, is_project_module, project_module_path
+
+ENTRY_MODULE = f"{PACKAGE}.submission.unlearning"
 ENTRY_FUNCTION = "unlearning"
 DEFAULT_OUT = Path("dist")
 NOTEBOOK_NAME = "submission.ipynb"
@@ -59,28 +60,12 @@ class InlineError(ValueError):
 # Inlining the submission's project imports
 # ----------------------------------------------------------------------------------------------------
 
-def is_project_module(name: str, root: Path = PROJECT_ROOT) -> bool:
-    top = name.split(".")[0]
-    return (root / top / "__init__.py").is_file() or (root / f"{top}.py").is_file()
-
-
 def module_path(name: str, root: Path = PROJECT_ROOT) -> Path:
-    parts = name.split(".")
-    as_file = root.joinpath(*parts).with_suffix(".py")
-    if as_file.is_file():
-        return as_file
-    as_package = root.joinpath(*parts, "__init__.py")
-    if as_package.is_file():
-        return as_package
-    raise InlineError(f"project module {name!r} not found (looked for {as_file} and {as_package})")
-
-
-def _module_exists(name: str, root: Path = PROJECT_ROOT) -> bool:
-    try:
-        module_path(name, root)
-    except InlineError:
-        return False
-    return True
+    """The file of project module ``name``; InlineError when there is none."""
+    path = project_module_path(name, root)
+    if path is None:
+        raise InlineError(f"project module {name!r} not found under {root}")
+    return path
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
@@ -118,8 +103,8 @@ def _rewrite_module(name: str, root: Path) -> tuple[str, list[str]]:
             if node.level:
                 raise InlineError(f"{path}:{node.lineno}: relative import "
                                   f"'from {'.' * node.level}{node.module or ''} import ...' cannot be inlined; "
-                                  "import from the package by name (from starter_kit.X import name)")
-            if not node.module or not is_project_module(node.module, root):
+                                  "import from the package by name (from unlearning_mock.starter_kit.X import name)")
+            if not node.module or not is_project_module(node.module):
                 continue
             target = node.module
             for alias in node.names:
@@ -127,7 +112,7 @@ def _rewrite_module(name: str, root: Path) -> tuple[str, list[str]]:
                     raise InlineError(f"{path}:{node.lineno}: 'from {target} import *' cannot be inlined; "
                                       "import the names you use")
                 submodule = f"{target}.{alias.name}"
-                if _module_exists(submodule, root):
+                if project_module_path(submodule, root) is not None:
                     raise InlineError(f"{path}:{node.lineno}: 'from {target} import {alias.name}' imports a "
                                       f"module; import the names you use: from {submodule} import ...")
             dependencies.append(target)
@@ -136,7 +121,7 @@ def _rewrite_module(name: str, root: Path) -> tuple[str, list[str]]:
             replace_statement(node, renames or [f"pass  # inlined above: from {target} import "
                                                 + ", ".join(a.name for a in node.names)])
         elif isinstance(node, ast.Import):
-            project = [alias.name for alias in node.names if is_project_module(alias.name, root)]
+            project = [alias.name for alias in node.names if is_project_module(alias.name)]
             if project:
                 raise InlineError(f"{path}:{node.lineno}: 'import {project[0]}' cannot be inlined; "
                                   f"use 'from {project[0]} import name' for the names you need")
@@ -322,8 +307,8 @@ def entry_module(submission: str, root: Path = PROJECT_ROOT) -> str:
         raise FileNotFoundError(f"submission file {path} does not exist")
     if not path.is_relative_to(root.resolve()):
         raise InlineError(f"{path} lies outside the project ({root}); the notebook inlines project modules only: "
-                          "copy it into submission/ and import helpers as `from starter_kit.X import name`")
-    return ".".join(path.relative_to(root.resolve()).with_suffix("").parts)
+                          "copy it into submission/ and import helpers as `from unlearning_mock.starter_kit.X import name`")
+    return ".".join([PACKAGE, *path.relative_to(root.resolve()).with_suffix("").parts])
 
 
 def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options: dict | None = None):
@@ -341,7 +326,7 @@ def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options
     cells = [
         new_markdown_cell(
             "# NeurIPS 2023 Machine Unlearning -- submission\n\n"
-            f"Generated by `python -m submission.package` from `{entry.replace('.', '/')}.py`; edit that file "
+            f"Generated by `python -m mock_evaluator.kaggle.notebook` from `{entry.replace('.', '/')}.py`; edit that file "
             "and rebuild rather than editing this notebook.\n\n"
             f"Inlined project modules (dependencies first): {listing}.\n\n"
             f"Local runs: `{ROOT_ENV}` points at a folder in the Kaggle layout, `{COUNT_ENV}` lowers "
@@ -424,7 +409,7 @@ def run_notebook(notebook_path, input_dir, count: int = 2, timeout: int | None =
     work_dir = notebook_path.parent
     if not input_dir.is_dir():
         raise FileNotFoundError(f"input folder {input_dir} does not exist (write the local one with "
-                                "`python -m starter_kit.mock_kaggle --out mock_kaggle_input`)")
+                                "`python -m mock_evaluator.kaggle.mock_input --out mock_kaggle_input`)")
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     if importlib.util.find_spec("ipykernel") is None:
@@ -452,7 +437,7 @@ def run_notebook(notebook_path, input_dir, count: int = 2, timeout: int | None =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m submission.package",
+    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.kaggle.notebook",
                                      description="Build (and optionally run) the Kaggle submission notebook.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--submission", default="submission/unlearning.py",
@@ -466,7 +451,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=None, help="with --run: seconds per cell (default none)")
     args = parser.parse_args(argv)
     try:
-        from mock_evaluator.method import check_options, load_function, parse_option
+        from unlearning_mock.mock_evaluator.method import check_options, load_function, parse_option
 
         entry = entry_module(args.submission)
         options = dict(parse_option(text) for text in args.option)

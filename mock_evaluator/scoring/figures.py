@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mock_evaluator.metric import logit_scaled_confidence
-from starter_kit.data import UnlearningData
-from starter_kit.evaluation import logits_on, per_example_losses
-from starter_kit.models import fusable_arch, fused_model, grouped_logits
+from unlearning_mock.mock_evaluator.scoring.metric import logit_scaled_confidence
+from unlearning_mock.starter_kit.data import UnlearningData
+from unlearning_mock.starter_kit.evaluation import logits_on, per_example_losses
+from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits
 
 SCALARS = ("retain_acc", "forget_acc", "test_acc", "val_acc")
 ARRAYS = ("forget_conf", "forget_loss", "test_loss")

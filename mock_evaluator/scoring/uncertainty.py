@@ -22,7 +22,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from mock_evaluator.metric import bucket_points, per_example_epsilons
+from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, per_example_epsilons
 
 
 def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
