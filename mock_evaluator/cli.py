@@ -8,12 +8,15 @@ from pathlib import Path
 
 from unlearning_mock.mock_evaluator.evaluate import DEFAULT_CACHE_DIR, DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
 from unlearning_mock.mock_evaluator.engine.executors import EXECUTORS, executors_help
+from unlearning_mock.mock_evaluator.engine.limits import MEMORY_FRACTION, parse_memory
+from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
 from unlearning_mock.starter_kit.settings import DATASETS
 
 EXIT_OVER_BUDGET = 1
 EXIT_BAD_INPUT = 2
+EXIT_EVALUATOR_FAILED = 3   # the evaluator or its engine failed, not a submission
 EXIT_INTERRUPTED = 130   # the shell's code for Ctrl-C
 
 
@@ -81,6 +84,10 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                         help="stop an unlearning run that takes longer and report it as the submission's failure "
                              "(default: 10 x the budgeted time of a run, i.e. 10 x TIME_BUDGET x the retrain time "
                              "measured in the run, at least 60 s)")
+    parser.add_argument("--run-memory", type=_memory, default=None, metavar="SIZE",
+                        help="memory one unlearning call may allocate, with a unit (2GB, 512MB, 1.5GiB); past it the "
+                             f"call fails with an out-of-memory error naming the model (default: 1/{MEMORY_FRACTION} "
+                             "of this machine's memory)")
     parser.add_argument("--executor", choices=tuple(EXECUTORS), default="local", help=executors_help())
     parser.add_argument("--ray-address", default=None,
                         help="--executor ray: the cluster to join (default: $RAY_ADDRESS if set, else a local instance)")
@@ -102,6 +109,13 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _memory(text: str) -> int:
+    try:
+        return parse_memory(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _config(args, submissions) -> EvalConfig:
     options = {name: value for name, value in (("epochs", args.epochs), ("download", args.download or None),
                                                ("forget_idx", args.forget_idx),
@@ -113,6 +127,7 @@ def _config(args, submissions) -> EvalConfig:
                       run_name=args.run_name, cache_dir=args.cache_dir, time_budget=args.time_budget,
                       warn_only=args.warn_only, workers=args.workers, attack_models=args.attack_models,
                       baseline=not args.no_baseline, progress=not args.quiet, run_timeout=args.run_timeout,
+                      run_memory=args.run_memory,
                       executor=args.executor, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job)
 
 
@@ -139,6 +154,9 @@ def main(argv=None) -> int:
     except SubmissionError as error:
         print(f"\nSUBMISSION ERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except EvaluatorFailure as error:
+        print(f"\nEVALUATOR ERROR: {error}", file=sys.stderr)
+        return EXIT_EVALUATOR_FAILED
     except (ValueError, FileNotFoundError) as error:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -184,6 +202,9 @@ def _leaderboard(args) -> int:
         config.baseline = False  # the registry has the kit fine-tunes as methods of their own
         names = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
         outcome = run_leaderboard(config, names, reps=args.bootstrap)
+    except EvaluatorFailure as error:
+        print(f"\nEVALUATOR ERROR: {error}", file=sys.stderr)
+        return EXIT_EVALUATOR_FAILED
     except (ValueError, FileNotFoundError) as error:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,7 +12,6 @@ seed noise. :meth:`Evaluation.run` does all of it and returns the results dict.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import platform
@@ -26,13 +25,14 @@ from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
 from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
-from unlearning_mock.mock_evaluator.engine.protocol import Executor
+from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
+from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
-from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.original import file_sha256, load_or_train_original, original_cache_path
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
@@ -47,7 +47,8 @@ RUN_TIMEOUT_FLOOR = 60.0
 
 
 class SubmissionError(RuntimeError):
-    """A method broke the contract for some model; the message names it. Finished work is on disk."""
+    """A method broke the contract for some model; the message names it. Finished work is on disk.
+    (The evaluator's own failures are :class:`~mock_evaluator.engine.protocol.EvaluatorFailure`.)"""
 
 
 @dataclass
@@ -71,6 +72,7 @@ class EvalConfig:
     oracle_chunk: int | str = ORACLE_CHUNK
     progress: bool = True
     run_timeout: float | None = None      # seconds per unlearning run; None: see Evaluation.run_timeout
+    run_memory: int | None = None         # bytes one unlearning call may allocate; None: a quarter of the machine's
     executor: str = "local"               # a name of engine.executors.EXECUTORS
     ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
@@ -88,6 +90,8 @@ class EvalConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.run_timeout is not None and not self.run_timeout > 0:
             raise ValueError(f"--run-timeout must be a positive number of seconds, got {self.run_timeout}")
+        if self.run_memory is not None and not self.run_memory > 0:
+            raise ValueError(f"--run-memory must be a positive number of bytes, got {self.run_memory}")
         check_executor(self.executor)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
@@ -129,6 +133,14 @@ class Evaluation:
         if duplicates:
             raise ValueError(f"two methods share the name(s) {duplicates}: give them different options or files")
         self.methods = list(methods)
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._checked: set[str] = set()   # methods whose module loaded and took their options
+        try:  # before anything is trained
+            self.check_methods(self.methods)
+        except BaseException:
+            self.close()
+            raise
         self._zip_states = None
         if checkpoint_zip is not None:  # check the zip's structure before any training
             from unlearning_mock.mock_evaluator.kaggle.checkpoint_zip import iter_checkpoints
@@ -143,9 +155,7 @@ class Evaluation:
         original = self.setting.make_model()
         original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
         self.original_figures = model_figures(original.to(self.device), self.setting.data)
-        self._original_digest = file_digest(original_path)
-        self._executor = executor
-        self._owns_executor = executor is None
+        self._original_digest = file_sha256(original_path)[:16]
         self._retrain_seconds: float | None = None
 
     def _methods_from_config(self, checkpoint_zip) -> list[Method]:
@@ -245,14 +255,30 @@ class Evaluation:
             workers = self.executor.workers
             jobs = [J.RetrainTimingJob(self.context, (s,)) for s in seeds_for(self.config.seed, "timing", workers)]
             seconds = []
-            for job, result in self.executor.map_unordered(J.run_job, jobs):
+            for job, result in self.executor.map_unordered(jobs):
                 if result.error is not None:  # the project's own training failed (e.g. a worker was killed)
-                    raise RuntimeError(f"timing one ordinary retrain failed: {result.error}")
+                    raise EvaluatorFailure(f"timing one ordinary retrain failed (not the submission's fault): "
+                                           f"{result.error}")
                 seconds.append(result.seconds[0])
             self.timings["retrain_timing"] = time.perf_counter() - t
             self._retrain_seconds = float(np.mean(seconds))
             self.log(f"one ordinary retrain on the retain set: {self._retrain_seconds:.2f} s")
         return self._retrain_seconds
+
+    def check_methods(self, methods: list[Method]) -> None:
+        """Load each method's module in a worker's child process (never here) and check the options it is
+        given: a ValueError naming the method before any of its runs when it cannot be loaded, defines no
+        ``unlearning`` or does not take an option."""
+        todo = [m for m in methods if m.kind in ("file", "module") and m.name not in self._checked]
+        if not todo:
+            return
+        limits = Limits(self.config.run_timeout or RUN_TIMEOUT_FLOOR, self.run_memory())
+        for job, result in self.executor.map_unordered([J.ProbeJob(m, limits) for m in todo]):
+            if result.error is not None:
+                if result.fault == SUBMISSION:
+                    raise ValueError(result.error)
+                raise EvaluatorFailure(f"loading {result.error}")
+            self._checked.add(job.method.name)
 
     def runs(self, method: Method) -> dict:
         """N unlearning calls of ``method``, each on a fresh copy of the original; each model saved as it
@@ -260,13 +286,14 @@ class Evaluation:
         cfg = self.config
         if method.kind == "zip":
             return self._checkpoint_runs(method)
+        self.check_methods([method])
         identity = method.fingerprint if method.kind != "baseline" else (method.fingerprint, self.setting.baseline_name)
         folder = self.cache / "runs" / f"{self.setting.name}-{method.slug}-{self.key('runs', identity)}"
         seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
-        jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],)) for i in range(cfg.num_models)]
+        limits = Limits(self.run_timeout(), self.run_memory())
+        jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],), limits) for i in range(cfg.num_models)]
         return self._cached_jobs(f"{method.name}: unlearning", method.name, folder,
-                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs,
-                                 timeout=self.run_timeout())
+                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs)
 
     def run_timeout(self) -> float:
         """Seconds one unlearning run may take before it is stopped: ``config.run_timeout``, else
@@ -277,10 +304,16 @@ class Evaluation:
         budgeted = self.config.time_budget * self.retrain_seconds()
         return max(RUN_TIMEOUT_FLOOR, RUN_TIMEOUT_FACTOR * budgeted)
 
-    def _cached_jobs(self, description: str, label: str, folder: Path, paths: list[Path], jobs: list,
-                     timeout: float | None = None) -> dict:
+    def run_memory(self) -> int:
+        """Bytes one unlearning call may allocate beyond what its worker holds: ``config.run_memory``, else a
+        quarter of this machine's memory."""
+        return self.config.run_memory if self.config.run_memory is not None else default_memory()
+
+    def _cached_jobs(self, description: str, label: str, folder: Path, paths: list[Path], jobs: list) -> dict:
         """Load what ``paths`` already hold, run the missing jobs (progress bar), save each result as it
-        comes, and return the arrays of all of them concatenated in order."""
+        comes, and return the arrays of all of them concatenated in order. A failed job raises
+        :class:`SubmissionError` when it is the submission's fault, else
+        :class:`~mock_evaluator.engine.protocol.EvaluatorFailure`."""
         cfg = self.config
         results = [load_arrays(path) for path in paths]
         todo = [job for job, result in zip(jobs, results) if result is None]
@@ -292,9 +325,9 @@ class Evaluation:
                        initial=cfg.num_models - sum(len(job.seeds) for job in todo))
             error = None
             try:
-                for job, result in self.executor.map_unordered(J.run_job, todo, timeout=timeout):
+                for job, result in self.executor.map_unordered(todo):
                     if result.error is not None:
-                        error = result.error
+                        error = result
                         break
                     arrays = result.arrays(job)
                     save_arrays(paths[job.slot], arrays)
@@ -303,9 +336,12 @@ class Evaluation:
             finally:
                 bar.close()
             if error is not None:
-                done = sum(r is not None for r in results)
-                raise SubmissionError(f"{label} failed on {error}\n{done} of {len(paths)} finished results are saved "
-                                      f"in {folder}; fix the problem and run again to continue from there.")
+                saved = f"{sum(r is not None for r in results)} of {len(paths)} finished results are saved in {folder}"
+                if error.fault == SUBMISSION:
+                    raise SubmissionError(f"{label} failed on {error.error}\n{saved}; fix the problem and run again "
+                                          "to continue from there.")
+                raise EvaluatorFailure(f"{label} failed on {error.error}\nThis is not the submission's fault. {saved}; "
+                                       "run the same command again to continue from there.")
         self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - t
         return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
@@ -336,10 +372,12 @@ class Evaluation:
 
     def key(self, *parts) -> str:
         """The cache key of everything that determines a result: data, model, recipe, original weights,
-        device, library versions, and ``parts`` (the phase, the chunk size or the method's fingerprint)."""
+        device, library versions, the evaluator's code that computes the results
+        (:func:`~mock_evaluator.engine.jobs.code_fingerprint`) and ``parts`` (the phase, the chunk size or the
+        method's fingerprint)."""
         s = self.setting
         return cache_hash(s.data.fingerprint(), model_key(s.make_model()), s.recipe.as_dict(), self._original_digest,
-                          self.device, torch.__version__.split("+")[0], np.__version__, *parts)
+                          self.device, torch.__version__.split("+")[0], np.__version__, J.code_fingerprint(), *parts)
 
     # -- results ----------------------------------------------------------------------------------
     def results(self, scores: dict[str, MethodScore], oracle_a: dict, retrain_seconds: float,
@@ -367,12 +405,3 @@ class Evaluation:
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "platform": platform.platform()},
         }
-
-
-def file_digest(path: Path) -> str:
-    """A short SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]

@@ -8,7 +8,9 @@ Built from a spec (:func:`method_from_spec`):
   CIFAR-10 kit's on CIFAR-10).
 
 Options (``--submission-option key=value``) are parsed as Python literals and passed to ``unlearning`` as
-keywords; one the function does not accept is an error before any training. The fingerprint hashes the
+keywords; one the function does not accept is an error before any training. Building a method runs none
+of its code: the evaluator loads it (:func:`load_function`, :func:`check_options`) only in a child process
+of a worker (:mod:`mock_evaluator.engine.jobs`), never in the driver. The fingerprint hashes the
 method's source, every module it imports from the project or from its own folder (transitively, found by
 reading the ``import`` statements), and its options: edit any of those and its cached runs are redone; edit
 an unrelated file and they are reused. Code loaded dynamically (``importlib.import_module(name_in_a_string)``)
@@ -26,7 +28,6 @@ import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT, import_closure
@@ -89,23 +90,20 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
     options = dict(options or {})
     if spec == BASELINE:
         kind, target, base = "baseline", BASELINE, BASELINE
-        function = baseline_function
         sources = [PROJECT_ROOT / "starter_kit" / "baseline.py"]
+        if baseline_function is not None:  # the project's own kit function: checked here
+            check_options(baseline_function, options, base)
     elif spec.endswith(".py") or Path(spec).exists() or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
             raise FileNotFoundError(f"submission file {path} does not exist")
         kind, target, base = "file", str(path), path.stem
-        function = load_function(kind, target)
         sources = [path]
     else:
         if spec.split(".")[0] in PROJECT_PACKAGES:  # the project's own modules by their short name: methods.fcs
             spec = f"{PACKAGE}.{spec}"
         kind, target, base = "module", spec, spec.split(".")[-1]
         sources = [module_file(spec)]
-        function = load_function(kind, target)
-    if function is not None:
-        check_options(function, options, base)
     closure = import_closure(sources)
     digest = hashlib.sha256()
     for path in closure:
@@ -135,9 +133,10 @@ def module_file(name: str) -> Path:
     return Path(spec.origin).resolve()
 
 
-@lru_cache(maxsize=32)
 def load_function(kind: str, target: str):
-    """The ``unlearning`` function of a file or a module (None for ``baseline`` and ``zip``)."""
+    """The ``unlearning`` function of a file or a module (None for ``baseline`` and ``zip``). Runs the
+    module's code in this process, and a file's folder goes onto ``sys.path`` for its own helpers: the
+    evaluator calls it only in a child process that ends with the call."""
     if kind in ("baseline", "zip"):
         return None
     if kind == "file":

@@ -1,7 +1,11 @@
-"""The original model: trained once on the whole train set with the recipe, cached, reloaded afterwards."""
+"""The original model: trained once on the whole train set with the recipe, cached, reloaded afterwards.
+
+The cached file carries a SHA-256 beside it (``<file>.sha256``), like every other cached file: a truncated
+or corrupt original is detected and retrained, never trusted."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,13 +26,43 @@ def original_cache_path(data: UnlearningData, make_model, recipe: Recipe, seed: 
     return Path(cache_dir) / "original" / f"{data.name}-{key}.pth"
 
 
-def save_state_atomically(state: dict, path: Path) -> None:
-    """Write a state dict so that a reader sees either the old file or the complete new one."""
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def _write_atomically(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        torch.save(state, handle)
+        write(handle)
         temp = handle.name
     os.replace(temp, path)
+
+
+def save_state_atomically(state: dict, path: Path) -> None:
+    """Write a state dict so that a reader sees either the old file or the complete new one."""
+    _write_atomically(Path(path), lambda handle: torch.save(state, handle))
+
+
+def save_checked_state(state: dict, path: Path) -> None:
+    """:func:`save_state_atomically`, then its checksum beside it (a file without one is not trusted)."""
+    save_state_atomically(state, path)
+    digest = file_sha256(path)
+    _write_atomically(checksum_path(path), lambda handle: handle.write(digest.encode()))
+
+
+def checked(path: Path) -> bool:
+    """Whether ``path`` and its checksum file exist and agree."""
+    sidecar = checksum_path(path)
+    return path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == file_sha256(path)
 
 
 def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
@@ -38,12 +72,14 @@ def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, see
     model = make_model()
     if path.exists():
         try:
+            if not checked(path):
+                raise ValueError("it fails its checksum")
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return model.to(device).eval()
-        except Exception as error:  # a truncated or foreign file: retrain, never trust it
+        except Exception as error:  # a truncated, corrupt or foreign file: retrain, never trust it
             log(f"cached original model {path} is unreadable ({error}); retraining it")
     log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
     (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device)
-    save_state_atomically({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    save_checked_state({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
     return model

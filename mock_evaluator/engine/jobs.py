@@ -1,32 +1,41 @@
 """The evaluator's jobs and the worker-side code that runs them.
 
-A job carries only small, picklable facts (names, paths, seeds); the worker rebuilds the setting
+A job carries only small, picklable facts (names, paths, seeds, limits); the worker rebuilds the setting
 and the original model once per process from the :class:`Context`, unless an engine handed them over
 already (:func:`provide_shared`: the Ray executor ships them once through its object store).
 
-A submission that raises -- ``SystemExit`` and ``KeyboardInterrupt`` included -- gives a result whose
-``error`` names the model and the cause; the executors add timeouts and dead workers
-(:mod:`mock_evaluator.engine.protocol`).
+:func:`run_job` runs a job in a pristine worker, each in a child process (:mod:`.isolation`): an unlearning
+call in an untrusted child that hands back only its weights, the figures then computed by the worker from
+those weights, where no submission code ever ran. :func:`run_job_here` runs the same stages in this process
+(``--executor inline``: no isolation, no limits, for debugging).
+
+Every failure is blamed on the right party: ``JobResult.fault`` is ``"submission"`` for what the method
+did (raised, exited, hung, died, ran out of memory, broke the contract) and ``"evaluator"`` for what the
+evaluator's own code or its engine did; the project's code raising in a worker propagates as an exception.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures, stack_figures
-from unlearning_mock.mock_evaluator.method import Method, load_function
+from unlearning_mock.mock_evaluator.engine.isolation import ChildDied, StateLayout, run_trusted, run_untrusted
+from unlearning_mock.mock_evaluator.engine.limits import Limits, format_bytes
+from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSION, JobResult, death_cause, failed,
+                                                            timeout_cause)
+from unlearning_mock.mock_evaluator.method import Method, check_options, load_function
+from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
+from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
 from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.settings import load_setting
-from unlearning_mock.starter_kit.training import train_models
+from unlearning_mock.starter_kit.training import cache_hash, train_models
 
 @dataclass(frozen=True)
 class Context:
@@ -60,10 +69,27 @@ class UnlearningJob:
     method: Method
     slot: int                       # the model index i (0 .. N-1)
     seeds: tuple                    # (seed,): run i of every method uses the same seed
+    limits: Limits = Limits()
     subject: ClassVar[str] = "the submission"
 
     def describe(self) -> str:
         return f"model {self.slot}"
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """Load a method's module where it cannot touch the evaluator, and check the options it is given (before
+    anything is trained: it needs no setting and no original)."""
+
+    method: Method
+    limits: Limits = Limits()
+    context: None = None
+    slot: int = 0
+    seeds: tuple = ()
+    subject: ClassVar[str] = "loading the submission"
+
+    def describe(self) -> str:
+        return self.method.name
 
 
 @dataclass(frozen=True)
@@ -79,17 +105,21 @@ class RetrainTimingJob:
         return f"the timing retrain (seed {self.seeds[0]})"
 
 
-@dataclass
-class JobResult:
-    figures: list = field(default_factory=list)   # one dict per model
-    seconds: list = field(default_factory=list)   # per-model wall time of the timed work
-    error: str | None = None
-
-    def arrays(self, job) -> dict:
-        """What the evaluator stores for this job: the stacked figures, the timings, the seeds."""
-        return {**stack_figures(self.figures), "seconds": np.array(self.seconds), "seeds": np.array(job.seeds)}
+# -- what the evaluator's results depend on ------------------------------------------------------------
+CODE_ENTRIES = ("mock_evaluator/engine/jobs.py",)
+"""The job code: with everything it imports from the project (figures, metric, seeding, loaders, training,
+models, settings, isolation) it is what :func:`code_fingerprint` hashes."""
 
 
+@lru_cache(maxsize=4)
+def code_fingerprint(root=PROJECT_ROOT) -> str:
+    """A hash of the evaluator's code that produces the cached figures: part of every cache key, so a
+    change to the figures, the seeding, the loaders or the training redoes what it changed."""
+    files = import_closure([root / entry for entry in CODE_ENTRIES], root)
+    return cache_hash(*[(str(path.relative_to(root)), path.read_text()) for path in files])
+
+
+# -- the setting and the original, once per worker -------------------------------------------------------
 _provided: dict[Context, tuple] = {}   # context -> (setting, original state dict), see provide_shared
 
 
@@ -121,6 +151,11 @@ def _setting(context: Context):
     return shared_objects(context)[0]
 
 
+@lru_cache(maxsize=2)
+def _layout(context: Context) -> StateLayout:
+    return StateLayout(shared_objects(context)[1])
+
+
 def _fresh_original(context: Context):
     setting, state = shared_objects(context)
     model = setting.make_model()
@@ -128,26 +163,151 @@ def _fresh_original(context: Context):
     return setting, model.to(context.device).eval()
 
 
-def _no_clock() -> None:
-    pass
-
-
-# called when the timed part of a job begins (for an unlearning run: right before the submission is called,
-# after this process has loaded the setting and the submission); a worker process sets it to tell the driver
-# when the job's time limit starts to count
-clock_starts = _no_clock
-
-
+# -- running a job -----------------------------------------------------------------------------------------
 def run_job(job) -> JobResult:
-    if not isinstance(job, UnlearningJob):
-        clock_starts()
-    if isinstance(job, OracleJob):
-        return _run_oracles(job)
+    """Run ``job`` in this pristine worker, isolated: each job in a child process (module docstring)."""
     if isinstance(job, UnlearningJob):
-        return _run_unlearning(job)
-    if isinstance(job, RetrainTimingJob):
-        return _time_retrain(job)
-    raise TypeError(f"unknown job {job!r}")
+        block = _layout(job.context).block()
+        outcome = run_untrusted(lambda started: _call(job, block, started), job.limits)
+        if outcome.how != "done" or outcome.error is not None:
+            return _untrusted_failure(job, outcome)
+        return _score(job, _layout(job.context).read(block), outcome.seconds, isolated=True)
+    if isinstance(job, ProbeJob):
+        outcome = run_untrusted(lambda started: _probe(job, started), job.limits)
+        return JobResult() if outcome.how == "done" and outcome.error is None else _untrusted_failure(job, outcome)
+    try:
+        return run_trusted(_TRUSTED[type(job)], job)
+    except ChildDied as died:
+        return failed(job, death_cause(job, died.exitcode, who="the process running"), EVALUATOR)
+
+
+def run_job_here(job) -> JobResult:
+    """Run ``job`` in this process: the same stages as :func:`run_job`, without isolation or limits, and a
+    ``KeyboardInterrupt`` is the user's (it propagates)."""
+    if isinstance(job, UnlearningJob):
+        block = bytearray(_layout(job.context).nbytes)
+        clock = []
+        error = _call(job, block, lambda: clock.append(time.perf_counter()), user_interrupts=True)
+        seconds = time.perf_counter() - clock[0] if clock else math.nan
+        if error is not None:
+            return failed(job, error, SUBMISSION)
+        return _score(job, _layout(job.context).read(block), seconds, isolated=False)
+    if isinstance(job, ProbeJob):
+        error = _probe(job, lambda: None, user_interrupts=True)
+        return JobResult() if error is None else failed(job, error, SUBMISSION)
+    return _TRUSTED[type(job)](job)
+
+
+def _untrusted_failure(job, outcome) -> JobResult:
+    if outcome.how == "timeout":
+        return failed(job, timeout_cause(job, job.limits.seconds), SUBMISSION)
+    if outcome.how == "died":
+        return failed(job, death_cause(job, outcome.exitcode), SUBMISSION if outcome.started else EVALUATOR)
+    if not outcome.started:  # failed before any submission code ran: the evaluator's own set-up
+        return failed(job, f"the evaluator failed to prepare {job.subject}:\n{outcome.error}", EVALUATOR)
+    return failed(job, outcome.error, SUBMISSION)
+
+
+# -- the stages ------------------------------------------------------------------------------------------
+def _call(job: UnlearningJob, block, started, user_interrupts: bool = False) -> str | None:
+    """The unlearning call: a fresh copy of the original and the loaders (the evaluator's), then -- timed
+    from ``started()`` -- the submission's module, the seeds, the call, and the weights into ``block``.
+    Returns the submission's failure in words, or None."""
+    ctx, method, seed = job.context, job.method, job.seeds[0]
+    setting, net = _fresh_original(ctx)
+    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    started()
+    stage = "loading the submission"
+    try:
+        unlearn = setting.baseline if method.kind == "baseline" else load_function(method.kind, method.target)
+        torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        stage = "unlearning()"
+        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
+        check_returned(net, returned)
+        _layout(ctx).write(net.state_dict(), block)
+    except KeyboardInterrupt:
+        if user_interrupts:
+            raise
+        return ("the submission raised KeyboardInterrupt (an interrupt inside the submission is treated as its "
+                "failure; finished models are saved)")
+    except BaseException as error:  # noqa: BLE001 -- whatever the submission did, in words
+        return submission_failure(error, stage, job.limits)
+    return None
+
+
+def _probe(job: ProbeJob, started, user_interrupts: bool = False) -> str | None:
+    started()
+    return method_problem(job.method, job.limits, user_interrupts)
+
+
+def method_problem(method: Method, limits: Limits = Limits(), user_interrupts: bool = True) -> str | None:
+    """Load ``method``'s ``unlearning`` in this process and check its options: what is wrong, in words, or
+    None. (Runs the method's module: the evaluator calls it in a child process, :class:`ProbeJob`.)"""
+    try:
+        check_options(load_function(method.kind, method.target), method.option_dict, method.name)
+    except KeyboardInterrupt:
+        if user_interrupts:
+            raise
+        return "loading the submission raised KeyboardInterrupt"
+    except ValueError as error:  # no unlearning function, or options it does not take
+        return str(error)
+    except BaseException as error:  # noqa: BLE001
+        return submission_failure(error, "loading the submission", limits)
+    return None
+
+
+def submission_failure(error: BaseException, stage: str, limits: Limits) -> str:
+    """What a submission's exception means, in words."""
+    if isinstance(error, ModelFailure):
+        return str(error)
+    if isinstance(error, SystemExit):
+        return f"the submission called sys.exit({error.code!r}); it must return, not end the process"
+    text = str(error)
+    if isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+        where = "GPU memory" if "CUDA" in text else "memory"
+        limit = (f"; a call may use {format_bytes(limits.memory)} beyond its worker's own (--run-memory)"
+                 if limits.memory is not None and where == "memory" else "")
+        return f"the submission ran out of {where}{limit}: {type(error).__name__}: {text[:300]}"
+    return f"{stage} raised {type(error).__name__}: {text}"
+
+
+def check_returned(net, returned) -> None:
+    """:class:`ModelFailure` unless ``unlearning`` returned ``net`` itself or None."""
+    if returned is not None and returned is not net:
+        raise ModelFailure(
+            f"unlearning() returned a {type(returned).__name__} that is not the model it was given; it must "
+            "change `net` in place (the Kaggle notebook saves `net` and ignores the return value)")
+
+
+def check_finite(state: dict) -> None:
+    for name, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ModelFailure(f"unlearning() left NaN or inf values in {name}")
+
+
+def _score(job: UnlearningJob, weights: dict, seconds: float, isolated: bool) -> JobResult:
+    """The figures of the weights a call returned, computed by the evaluator: here on a CPU (this worker
+    keeps one thread), in a trusted child on a GPU (this worker never touches CUDA). A NaN/inf weight or
+    logit is the submission's failure; anything else raised here is the evaluator's and propagates."""
+    try:
+        check_finite(weights)
+        if isolated and job.context.device != "cpu":
+            figures = run_trusted(weights_figures, job.context, weights)
+        else:
+            figures = weights_figures(job.context, weights)
+    except ModelFailure as failure:
+        return failed(job, str(failure), SUBMISSION)
+    return JobResult(figures=[figures], seconds=[seconds if math.isfinite(seconds) else math.nan])
+
+
+def weights_figures(context: Context, weights: dict) -> dict:
+    """:func:`~mock_evaluator.scoring.figures.model_figures` of a fresh model holding ``weights``."""
+    setting = _setting(context)
+    model = setting.make_model()
+    model.load_state_dict(weights)
+    return model_figures(model.to(context.device).eval(), setting.data)
 
 
 def _run_oracles(job: OracleJob) -> JobResult:
@@ -170,53 +330,4 @@ def _time_retrain(job: RetrainTimingJob) -> JobResult:
     return JobResult(seconds=[time.perf_counter() - start])
 
 
-def check_unlearned(net, returned, original_state: dict) -> None:
-    """Raise :class:`ModelFailure` when an unlearning call broke the contract."""
-    if returned is not None and returned is not net:
-        raise ModelFailure(
-            f"unlearning() returned a {type(returned).__name__} that is not the model it was given; it must "
-            "change `net` in place (the Kaggle notebook saves `net` and ignores the return value)")
-    state = net.state_dict()
-    if list(state) != list(original_state):
-        added = sorted(set(state) - set(original_state))[:5]
-        removed = sorted(set(original_state) - set(state))[:5]
-        raise ModelFailure(f"unlearning() changed the architecture: added {added}, removed {removed}")
-    for name, value in state.items():
-        if value.shape != original_state[name].shape:
-            raise ModelFailure(f"unlearning() changed the shape of {name} from "
-                               f"{tuple(original_state[name].shape)} to {tuple(value.shape)}")
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ModelFailure(f"unlearning() left NaN or inf values in {name}")
-
-
-def _run_unlearning(job: UnlearningJob) -> JobResult:
-    ctx = job.context
-    setting, net = _fresh_original(ctx)
-    original_state = {k: v.clone() for k, v in net.state_dict().items()}
-    seed = job.seeds[0]
-    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
-    method = job.method
-    unlearn = setting.baseline if method.kind == "baseline" else load_function(method.kind, method.target)
-    torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    clock_starts()
-    start = time.perf_counter()
-    try:
-        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
-        seconds = time.perf_counter() - start
-        check_unlearned(net, returned, original_state)
-        figures = model_figures(net, setting.data)
-    except ModelFailure as failure:
-        return JobResult(error=f"{job.describe()}: {failure}")
-    except SystemExit as stop:
-        return JobResult(error=f"{job.describe()}: the submission called sys.exit({stop.code!r}); it must return, "
-                               "not end the process")
-    except KeyboardInterrupt:
-        return JobResult(error=f"{job.describe()}: the submission raised KeyboardInterrupt (an interrupt inside the "
-                               "submission is treated as its failure; finished models are saved)")
-    except Exception as error:  # the submission's own bug
-        return JobResult(error=f"{job.describe()}: unlearning() raised {type(error).__name__}: {error}")
-    if not math.isfinite(seconds):
-        seconds = float("nan")
-    return JobResult(figures=[figures], seconds=[seconds])
+_TRUSTED = {OracleJob: _run_oracles, RetrainTimingJob: _time_retrain}

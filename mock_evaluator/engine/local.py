@@ -1,62 +1,67 @@
 """This machine's engine: the evaluator's jobs in spawned worker processes (or, for debugging, in this one).
 
-Implements :class:`~mock_evaluator.engine.protocol.Executor`. Bad submissions must not take the evaluator
-down with them, so every executor here but the in-process one (a debugging choice) turns the ways a job can
-go wrong *outside* Python's exception handling into an ordinary failed result (see
-:mod:`~mock_evaluator.engine.protocol`):
+Implements :class:`~mock_evaluator.engine.protocol.Executor`. Each worker is a pristine process that runs
+every job in a child of its own (:mod:`~mock_evaluator.engine.isolation`): a submission's call ends with
+its child, its time and memory limits are enforced there, and a call that hangs, exits or dies becomes an
+ordinary failed result naming the model, while the worker lives on. Workers are not daemonic, so a
+submission may start processes of its own (``DataLoader(num_workers=2)``); the worker stops them with
+its call. A worker that dies itself (out of memory, killed) is the evaluator's failure, reported with
+its exit code or signal, and replaced.
 
-* a job past its ``timeout`` is stopped (its worker process is killed and replaced);
-* a worker process that dies (``os._exit``, a segfault in native code, the OOM killer) is reported
-  with its exit code or signal, and replaced.
-
-``SystemExit`` / ``KeyboardInterrupt`` raised *inside* a submission are caught where the submission is
-called (:func:`mock_evaluator.engine.jobs.run_job`). Workers start as every engine's do
-(:func:`mock_evaluator.engine.worker.start_worker`); the driver kills every busy worker when it stops.
+Workers start as every engine's do (:func:`mock_evaluator.engine.worker.start_worker`); when the driver
+stops early (an error, Ctrl-C) it terminates every busy worker, which stops its child first.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import time
 import traceback
+import weakref
 from multiprocessing.connection import wait as wait_for
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from unlearning_mock.mock_evaluator.engine.protocol import WorkerFailure, death_cause, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.jobs import run_job, run_job_here
+from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure, JobResult, worker_died
 from unlearning_mock.mock_evaluator.engine.worker import start_worker
+
+STOP_GRACE_S = 3.0   # a terminated worker has this long to stop its child before it is killed
 
 
 class InlineExecutor:
-    """Runs jobs one after another in this process: no isolation and no timeout (a submission that calls
-    ``os._exit`` ends the evaluator, a hang hangs it), but breakpoints and ``pdb`` work. For debugging and
-    fast tests (``--executor inline``)."""
+    """Runs jobs one after another in this process: no isolation and no limits (a submission's changes to
+    the process stay, a hang hangs the evaluator, Ctrl-C stops the evaluation), but breakpoints and ``pdb``
+    work. For debugging and fast tests (``--executor inline``)."""
 
     workers = 1
 
-    def map_unordered(self, fn: Callable, jobs: Iterable, timeout: float | None = None) -> Iterator[tuple[object, object]]:
+    def map_unordered(self, jobs: Iterable) -> Iterator[tuple[object, JobResult]]:
         for job in jobs:
-            yield job, fn(job)
+            try:
+                result = run_job_here(job)
+            except (KeyboardInterrupt, EvaluatorFailure):
+                raise
+            except Exception as error:  # the submission's own exceptions are results: this is the evaluator's
+                raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed (not the submission's "
+                                       f"fault): {type(error).__name__}: {error}") from error
+            yield job, result
 
     def close(self) -> None:
         pass
 
 
 def _worker_main(conn, threads: int) -> None:
-    """A worker process: receive ``(fn, job)``, send ``("started", None)`` when the job's timed part begins
-    (:data:`mock_evaluator.engine.jobs.clock_starts`: the limit does not count this process loading the data or
-    the submission), then ``("ok", result)`` or ``("raised", traceback)``."""
-    start_worker(threads, clock=lambda: conn.send(("started", None)))
+    """A worker process: receive a job, send ``("ok", result)`` or ``("raised", traceback)``."""
+    start_worker(threads, own_process=True)
     while True:
         try:
-            message = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):  # the driver is gone
             return
-        if message is None:
+        if job is None:
             return
-        fn, job = message
         try:
-            reply = ("ok", fn(job))
-        except BaseException:  # noqa: BLE001 -- reported to the driver, which decides
+            reply = ("ok", run_job(job))
+        except BaseException:  # noqa: BLE001 -- the evaluator's own code raised: the driver says so
             reply = ("raised", traceback.format_exc())
         try:
             conn.send(reply)
@@ -69,13 +74,16 @@ class _Worker:
 
     def __init__(self, context, threads: int):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, threads), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child, threads), daemon=False)
         self.process.start()
         child.close()
         self.job = None
-        self.deadline = float("inf")
 
-    def kill(self) -> None:
+    def terminate(self) -> None:
+        """Stop it now: SIGTERM (it stops its running child), SIGKILL if it does not go."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(STOP_GRACE_S)
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
@@ -87,13 +95,19 @@ class _Worker:
         except (BrokenPipeError, OSError):
             pass
         self.process.join(5)
-        self.kill()
+        self.terminate()
+
+
+def _stop_all(workers: list) -> None:
+    for worker in workers:
+        worker.stop()
+    workers.clear()
 
 
 class ProcessExecutor:
-    """Runs jobs in ``workers`` spawned processes, each with ``threads`` torch threads, one job per worker
-    at a time. A job past its timeout, or whose worker dies, becomes a failed result and the worker is
-    replaced; workers still busy when the caller stops reading (an error, Ctrl-C) are killed."""
+    """Runs jobs in ``workers`` spawned processes whose job children get ``threads`` torch threads, one job
+    per worker at a time. A worker that dies becomes a failed result (the evaluator's) and is replaced;
+    workers still busy when the caller stops reading (an error, Ctrl-C) are terminated."""
 
     def __init__(self, workers: int, threads: int = 1):
         if workers < 1:
@@ -101,63 +115,52 @@ class ProcessExecutor:
         self.workers, self.threads = workers, threads
         self._context = multiprocessing.get_context("spawn")
         self._idle: list[_Worker] = []
+        # not daemonic: stop the idle ones when this executor goes, at the latest when the interpreter exits
+        self._finalizer = weakref.finalize(self, _stop_all, self._idle)
 
     def _worker(self) -> _Worker:
         return self._idle.pop() if self._idle else _Worker(self._context, self.threads)
 
-    def map_unordered(self, fn: Callable, jobs: Iterable, timeout: float | None = None) -> Iterator[tuple[object, object]]:
+    def map_unordered(self, jobs: Iterable) -> Iterator[tuple[object, JobResult]]:
         todo = list(jobs)[::-1]
         busy: list[_Worker] = []
         try:
             while todo or busy:
                 while todo and len(busy) < self.workers:
                     worker, job = self._worker(), todo.pop()
-                    worker.job, worker.deadline = job, float("inf")  # the clock starts when the worker says so
-                    worker.conn.send((fn, job))
+                    worker.job = job
+                    worker.conn.send(job)
                     busy.append(worker)
-                wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-                ready = set(wait_for([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                                     timeout=None if wait_s == float("inf") else wait_s))
-                now = time.monotonic()
+                ready = set(wait_for([w.conn for w in busy] + [w.process.sentinel for w in busy]))
                 for worker in list(busy):
-                    job, outcome = worker.job, None
-                    if worker.conn in ready or worker.process.sentinel in ready:
-                        outcome = self._collect(worker, timeout)
-                    if outcome is None and now >= worker.deadline:
-                        outcome = ("failed", failed(job, timeout_cause(job, timeout)))
-                    if outcome is None:
+                    if worker.conn not in ready and worker.process.sentinel not in ready:
                         continue
                     busy.remove(worker)
-                    if outcome[0] == "failed":
-                        worker.kill()  # hung or dead; a fresh one takes its place when needed
-                    else:
-                        worker.job = None
-                        self._idle.append(worker)
-                    if outcome[0] == "raised":
-                        raise WorkerFailure(f"{job.describe()} failed in a worker process:\n{outcome[1]}")
-                    yield job, outcome[1]
+                    job, kind, payload = worker.job, *self._collect(worker)
+                    if kind == "died":
+                        worker.terminate()  # a fresh one takes its place when needed
+                        yield job, worker_died(job, payload)
+                        continue
+                    worker.job = None
+                    self._idle.append(worker)
+                    if kind == "raised":
+                        raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed in a worker process "
+                                               f"(not the submission's fault):\n{payload}")
+                    yield job, payload
         finally:  # stopped early (an error, Ctrl-C): the busy workers' results would never be read
             for worker in busy:
-                worker.kill()
+                worker.terminate()
 
     @staticmethod
-    def _collect(worker: _Worker, timeout: float | None) -> tuple[str, object] | None:
-        """``("ok", result)``, ``("raised", traceback)``, ``("failed", JobResult)`` when the worker died, or
-        None while the job runs (a "started" message sets its deadline)."""
+    def _collect(worker: _Worker) -> tuple[str, object]:
+        """``("ok", result)``, ``("raised", traceback)`` or ``("died", exit code)``."""
         try:
-            while worker.conn.poll():
-                kind, payload = worker.conn.recv()
-                if kind != "started":
-                    return kind, payload
-                worker.deadline = time.monotonic() + timeout if timeout else float("inf")
-            if worker.process.is_alive():
-                return None
+            if worker.conn.poll():
+                return worker.conn.recv()
         except (EOFError, OSError):
             pass
         worker.process.join(5)
-        return "failed", failed(worker.job, death_cause(worker.job, worker.process.exitcode))
+        return "died", worker.process.exitcode
 
     def close(self) -> None:
-        for worker in self._idle:
-            worker.stop()
-        self._idle = []
+        _stop_all(self._idle)

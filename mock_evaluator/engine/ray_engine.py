@@ -5,6 +5,10 @@ evaluator's phases, its cache layout and its keys do not change: the driver (the
 ``python -m mock_evaluator``) receives every result and writes it to the cache exactly as with the
 local executor, and a run can switch executors and resume.
 
+* **Isolation.** A Ray worker process is a pristine worker (:func:`mock_evaluator.engine.worker.start_worker`):
+  it runs each job in a child process of its own (:mod:`~mock_evaluator.engine.isolation`), which enforces
+  the call's time and memory limits and hands back only weights; the worker computes the figures. So a hung
+  call, an exit or a dead call process is an ordinary failed result, as with the local pool.
 * **Resources.** Each task reserves ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs (a fraction, e.g.
   0.25, lets four jobs share a GPU). At most as many tasks as the cluster has room for are in flight;
   results are taken as they finish with ``ray.wait``.
@@ -12,15 +16,15 @@ local executor, and a run can switch executors and resume.
   the object store once per evaluation (``ray.put``); each task gets the references, and each Ray worker
   process fetches them once and keeps them (:func:`mock_evaluator.engine.jobs.provide_shared`).
 * **Code.** Starting a local instance, the workers see the driver's files. Joining a cluster
-  (``--ray-address`` or ``$RAY_ADDRESS``), the project's packages travel with the job through Ray's
-  ``runtime_env`` (``py_modules``); a submission given as a *file* must then lie at the same path on every
-  node (a shared file system) -- or be given as a module of the project (``submission.alif``).
-* **Failures.** As with the local pool: a task past its timeout is cancelled (its worker is killed), a
-  task whose worker dies becomes ``"model i: the worker running the submission died (...)"``; tasks are
-  never retried (a submission that kills its worker would only do it again). Ray does not report a dead
-  task's exit code, so the message says what Ray knows. As with the local pool, the time limit counts
-  from when the submission is called: each task tells a small clock actor, which the driver polls (about
-  once a second) while a limit is set.
+  (``--ray-address`` or ``$RAY_ADDRESS``), the project's package ``unlearning_mock`` travels with the job
+  through Ray's ``runtime_env`` (``py_modules``, :func:`project_runtime_env`); a submission given as a *file*
+  must then lie at the same path on every node (a shared file system) -- or be given as a module of the
+  project (``submission.alif``).
+* **Failures.** Tasks are never retried (a submission that kills its process would only do it again).
+  Besides the failures every worker reports itself, Ray's own errors are blamed where they belong
+  (:func:`ray_failure`): the node running out of memory during a call is the submission's; a crashed
+  worker, a dead node or a lost object is the evaluator's engine failing, and the run stops with a message
+  saying to run it again.
 
 Ray is optional (``pip install -r requirements-ray.txt``); nothing imports this module unless
 ``--executor ray`` is asked for.
@@ -30,15 +34,18 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from unlearning_mock.mock_evaluator.engine.protocol import WorkerFailure, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.jobs import ProbeJob, UnlearningJob
+from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSION, EvaluatorFailure, JobResult, failed,
+                                                            worker_died)
 from unlearning_mock.mock_evaluator.engine.worker import start_worker
+from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = ("mock_evaluator", "starter_kit", "submission", "methods")
 RAY_MISSING = ("--executor ray needs Ray, which is not installed in this environment: install it with "
                "`make install-ray` (or `pip install -r requirements-ray.txt`), or use --executor local")
 
@@ -52,43 +59,63 @@ def import_ray():
     return ray
 
 
-def project_runtime_env() -> dict:
-    """What a remote Ray worker needs of this project: its packages, shipped as ``py_modules``."""
-    modules = [str(PROJECT_ROOT / name) for name in PROJECT_PACKAGES if (PROJECT_ROOT / name / "__init__.py").exists()]
-    return {"py_modules": modules, "excludes": ["__pycache__", "*.pyc"]}
+def project_runtime_env(staging: Path) -> dict:
+    """What a remote Ray worker needs to import ``unlearning_mock.*``, shipped as ``py_modules``: in an
+    installed wheel the package folder itself (``site-packages/unlearning_mock``); in a clone, whose folders
+    are mapped onto the package by the editable install, a copy of them under ``staging/unlearning_mock``."""
+    if PROJECT_ROOT.name == PACKAGE:
+        package = PROJECT_ROOT
+    else:
+        package = Path(staging) / PACKAGE
+        for name in PROJECT_PACKAGES:
+            shutil.copytree(PROJECT_ROOT / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
 
 
 _fetched: dict[str, tuple] = {}   # in a Ray worker: the shared objects of the current evaluation
 
 
-class _Clock:
-    """A Ray actor: when each task's timed part began (tasks report, the driver collects)."""
-
-    def __init__(self):
-        self.started: list = []
-
-    def start(self, key: int) -> None:
-        self.started.append(key)
-
-    def collect(self) -> list:
-        started, self.started = self.started, []
-        return started
-
-
-def _run_task(fn: Callable, job, shared: list, threads: int, clock=None, key: int = 0):
-    """The body of one Ray task: make the shared objects available (fetched once per worker), run the job."""
+def _run_task(job, shared: list, threads: int) -> JobResult:
+    """The body of one Ray task: make the shared objects available (fetched once per worker), run the job
+    in a child process of this (pristine) worker."""
     import ray
 
     from unlearning_mock.mock_evaluator.engine import jobs
 
-    start_worker(threads, clock=(lambda: clock.start.remote(key)) if clock is not None else jobs._no_clock)
-    evaluation = shared[0].hex()
-    if evaluation not in _fetched:
-        _fetched.clear()
-        # deep copies: arrays from the object store are read-only views, and a submission may write to its data
-        _fetched[evaluation] = tuple(copy.deepcopy(value) for value in ray.get(shared))
-    jobs.provide_shared(job.context, *_fetched[evaluation])
-    return fn(job)
+    start_worker(threads, own_process=False)
+    if shared:  # a job of an evaluation (not a probe, which needs nothing)
+        evaluation = shared[0].hex()
+        if evaluation not in _fetched:
+            _fetched.clear()
+            # deep copies: arrays from the object store are read-only views, and a submission may write to its data
+            _fetched[evaluation] = tuple(copy.deepcopy(value) for value in ray.get(shared))
+        jobs.provide_shared(job.context, *_fetched[evaluation])
+    return jobs.run_job(job)
+
+
+def ray_failure(job, error: Exception) -> JobResult:
+    """Ray's error getting ``job``'s result, as a failed result blamed on whom it belongs; the evaluator's
+    own code raising in the task is an :class:`EvaluatorFailure`."""
+    from ray import exceptions as rx
+
+    call = isinstance(job, (UnlearningJob, ProbeJob))
+    again = "; finished results are saved: run the same command again to continue"
+    if isinstance(error, rx.RayTaskError):
+        raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed in a Ray task (not the "
+                               f"submission's fault):\n{error}") from None
+    if isinstance(error, rx.OutOfMemoryError):
+        return failed(job, f"the node ran out of memory while {job.subject} ran, and Ray's memory monitor stopped "
+                           "its task (--run-memory limits a call; the node had less to give)" + ("" if call else again),
+                      SUBMISSION if call else EVALUATOR)
+    if isinstance(error, rx.NodeDiedError):
+        return failed(job, "the Ray node running it died (not the submission's doing as far as Ray can tell)" + again,
+                      EVALUATOR)
+    if isinstance(error, rx.ObjectLostError):
+        return failed(job, "Ray lost its result (the node holding it died or its object store was full)" + again,
+                      EVALUATOR)
+    if isinstance(error, rx.WorkerCrashedError):
+        return worker_died(job, None)
+    return failed(job, f"Ray failed to run it: {type(error).__name__}: {error}" + again, EVALUATOR)
 
 
 class RayExecutor:
@@ -104,11 +131,13 @@ class RayExecutor:
         self._ray = ray
         self.startup_seconds = 0.0
         self._owns_ray = not ray.is_initialized()
+        self._staging = None   # a copy of the project shipped to a cluster (a clone's folders), removed by close
         if self._owns_ray:
             address = address or os.environ.get("RAY_ADDRESS") or None
             options = {"include_dashboard": False, "logging_level": "warning", **(init_options or {})}
             if address is not None:
-                options["runtime_env"] = project_runtime_env()
+                self._staging = tempfile.mkdtemp(prefix="unlearning-mock-ray-")
+                options["runtime_env"] = project_runtime_env(Path(self._staging))
             start = time.perf_counter()
             ray.init(address=address, **options)
             self.startup_seconds = time.perf_counter() - start
@@ -123,8 +152,6 @@ class RayExecutor:
         self._threads = max(1, int(cpus_per_job))
         self._task = ray.remote(_run_task).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)
         self._shared: dict = {}   # context -> [setting ref, original-state ref]
-        self._clock = None
-        self._keys = 0
 
     def _shared_refs(self, context) -> list:
         if context not in self._shared:
@@ -133,52 +160,32 @@ class RayExecutor:
             self._shared = {context: [self._ray.put(value) for value in shared_objects(context)]}
         return self._shared[context]
 
-    def map_unordered(self, fn: Callable, jobs: Iterable, timeout: float | None = None) -> Iterator[tuple[object, object]]:
+    def map_unordered(self, jobs: Iterable) -> Iterator[tuple[object, JobResult]]:
         ray = self._ray
         todo = list(jobs)[::-1]
-        pending: dict = {}   # ref -> [job, deadline, key]
-        if timeout and self._clock is None:
-            self._clock = ray.remote(num_cpus=0)(_Clock).remote()
-        clock = self._clock if timeout else None
+        pending: dict = {}   # ref -> job
         try:
             while todo or pending:
                 while todo and len(pending) < self.max_in_flight:
-                    job, self._keys = todo.pop(), self._keys + 1
-                    ref = self._task.remote(fn, job, self._shared_refs(job.context), self._threads, clock, self._keys)
-                    pending[ref] = [job, float("inf"), self._keys]  # the deadline is set when the clock starts
-                if clock is not None:
-                    started, now = set(ray.get(clock.collect.remote())), time.monotonic()
-                    for entry in pending.values():
-                        if entry[2] in started:
-                            entry[1] = now + timeout
-                deadline = min(entry[1] for entry in pending.values())
-                wait_s = None if clock is None else min(1.0, max(0.0, deadline - time.monotonic()))
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
-                now = time.monotonic()
+                    job = todo.pop()
+                    shared = self._shared_refs(job.context) if job.context is not None else None
+                    pending[self._task.remote(job, shared, self._threads)] = job
+                ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    job = pending.pop(ref)[0]
-                    yield job, self._result(ref, job)
-                for ref, (job, deadline, _) in list(pending.items()):
-                    if now >= deadline:
-                        del pending[ref]
-                        ray.cancel(ref, force=True)
-                        yield job, failed(job, timeout_cause(job, timeout))
+                    job = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        result = ray_failure(job, error)
+                    yield job, result
         finally:  # stopped early (an error, Ctrl-C): cancel what is still running or queued
             for ref in pending:
                 ray.cancel(ref, force=True)
 
-    def _result(self, ref, job):
-        from ray.exceptions import RayTaskError, WorkerCrashedError
-
-        try:
-            return self._ray.get(ref)
-        except WorkerCrashedError:
-            return failed(job, f"the worker running {job.subject} died (Ray reports a crashed worker process: "
-                               "an exit, a signal or running out of memory)")
-        except RayTaskError as error:
-            raise WorkerFailure(f"{job.describe()} failed in a Ray task:\n{error}") from None
-
     def close(self) -> None:
-        self._shared, self._clock = {}, None
+        self._shared = {}
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None

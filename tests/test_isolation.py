@@ -1,0 +1,294 @@
+"""Isolation (issue #20): a method cannot change another method's result nor its own measurement, each
+method's code is its own, what a call starts ends with it, and every failure is blamed on the right party
+-- under the local process pool and under Ray (skipped without Ray), on real digits runs with small N."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_hostile import local_executor, local_ray, ray_executor  # noqa: F401 -- shared fixtures
+
+from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.engine import jobs as J
+from unlearning_mock.mock_evaluator.engine.limits import parse_memory
+from unlearning_mock.mock_evaluator.engine.protocol import EVALUATOR, SUBMISSION, EvaluatorFailure
+from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.method import method_from_spec
+from unlearning_mock.mock_evaluator.sources import PROJECT_PACKAGES, PROJECT_ROOT
+from unlearning_mock.starter_kit.models import SmallResNet
+from unlearning_mock.starter_kit.original import checked, load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.training import Recipe
+
+N = 4
+ENGINES = ["local", "ray"]
+ROOT = Path(__file__).resolve().parents[1]
+UNTOUCHED = "def unlearning(net, retain_loader, forget_loader, validation_loader):\n    {body}\n    return net\n"
+BAD = {  # what each method does to its process; it returns the weights untouched
+    "no-grad": "torch.set_grad_enabled(False)",
+    "zero-loss": "torch.nn.functional.cross_entropy = lambda *a, **k: torch.zeros((), requires_grad=True)",
+    "float64": "torch.set_default_dtype(torch.float64)",
+    "noisy-hook": "net.register_forward_hook(lambda module, inputs, out: out + 3 * torch.randn_like(out))",
+    "noisy-metric": "import unlearning_mock.mock_evaluator.scoring.metric as M\n"
+                    "    M.logit_scaled_confidence = lambda logits, targets: np.random.randn(len(targets))",
+    "soft-softmax": "torch.log_softmax = lambda x, dim=-1, **k: torch.zeros_like(x)\n"
+                    "    torch.nn.functional.softmax = lambda x, dim=-1, **k: torch.full_like(x, 0.1)\n"
+                    "    torch.nn.functional.log_softmax = lambda x, dim=-1, **k: torch.zeros_like(x)",
+}
+
+
+def write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def untouched(path: Path, body: str = "pass") -> str:
+    return write(path, "import numpy as np\nimport torch\n\n" + UNTOUCHED.format(body=body))
+
+
+def evaluation_on(executor, cache_dir, num_models: int = N, **limits) -> Evaluation:
+    """An evaluation of N models on ``executor`` with no methods of its own (the tests hand it theirs)."""
+    config = EvalConfig(num_models=num_models, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+                        run_timeout=120.0, **limits)
+    return Evaluation(config, executor=executor, log=lambda *_: None)
+
+
+def fresh_runs(evaluation, method) -> dict:
+    """The method's runs computed now (its cached runs deleted first)."""
+    for folder in (evaluation.cache / "runs").glob(f"digits-{method.slug}-*"):
+        shutil.rmtree(folder)
+    return evaluation.runs(method)
+
+
+def assert_figures_of_the_original(figures: dict, original: dict) -> None:
+    for name, value in original.items():
+        np.testing.assert_allclose(figures[name], np.broadcast_to(value, figures[name].shape), rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_method_changes_another_result_or_its_own_measurement(tmp_path, cache_dir, original, request, engine):
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir)
+    baseline = method_from_spec("baseline", baseline_function=evaluation.setting.baseline)
+    before = fresh_runs(evaluation, baseline)
+    for name, body in BAD.items():
+        method = method_from_spec(untouched(tmp_path / f"{name.replace('-', '_')}.py", body))
+        # its own figures are those of the weights it returned: the untouched original's
+        assert_figures_of_the_original(fresh_runs(evaluation, method), evaluation.original_figures)
+    after = fresh_runs(evaluation, baseline)  # in the same workers, after every bad method
+    for name in before:
+        if name != "seconds":
+            assert np.array_equal(before[name], after[name]), name
+    assert before["forget_conf"].shape == (N, 126) and np.isfinite(before["seconds"]).all()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_folders_each_with_its_own_helpers(tmp_path, cache_dir, original, request, engine):
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir)
+    scaled = {}
+    for folder, scale in (("b", 0.0), ("a", 1.0)):  # b's helper is loaded first
+        write(tmp_path / folder / "helpers.py", f"SCALE = {scale}\n")
+        path = write(tmp_path / folder / f"mine_{folder}.py", """
+            import torch
+            from helpers import SCALE
+
+            def unlearning(net, retain_loader, forget_loader, validation_loader):
+                with torch.no_grad():
+                    net.fc.weight.mul_(SCALE)
+        """)
+        scaled[folder] = fresh_runs(evaluation, method_from_spec(path))["retain_acc"]
+    assert np.all(scaled["a"] == evaluation.original_figures["retain_acc"])  # a ran its own helper: SCALE 1
+    assert np.all(scaled["b"] < 0.5)  # b's: fc zeroed, one class for every input
+
+
+def test_a_call_is_timed_and_limited_from_its_module_load(tmp_path, cache_dir, original, local_executor):  # noqa: F811
+    """Top-level code counts as the call (it runs after the clock starts, in the call's child process);
+    the driver never runs it; the children get the job's threads."""
+    marker = tmp_path / "pids"
+    path = write(tmp_path / "slow_import.py", f"""
+        import os, time
+        import torch
+        open({str(marker)!r}, "a").write(f"{{os.getpid()}} {{torch.get_num_threads()}}\\n")
+        time.sleep(0.5)
+
+        def unlearning(net, retain_loader, forget_loader, validation_loader):
+            return net
+    """)
+    evaluation = evaluation_on(local_executor, cache_dir)
+    runs = fresh_runs(evaluation, method_from_spec(path))
+    assert np.all(runs["seconds"] >= 0.5)
+    loaded = [line.split() for line in marker.read_text().splitlines()]
+    assert len(loaded) == N + 1  # once to check it (before any run), once per call
+    assert str(os.getpid()) not in {pid for pid, _ in loaded} and len({pid for pid, _ in loaded}) == N + 1
+    assert {threads for _, threads in loaded} == {"1"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_what_a_call_starts_ends_with_it(tmp_path, cache_dir, original, request, engine):
+    """Processes in its group, in a session of their own, orphaned by a shell; a thread that would write later;
+    and DataLoader workers (the worker is not daemonic, so they can start)."""
+    pids, late = tmp_path / "pids", tmp_path / "late"
+    path = write(tmp_path / "leaves_things_behind.py", f"""
+        import subprocess, threading, time
+        import torch
+        from torch.utils.data import DataLoader
+
+        def unlearning(net, retain_loader, forget_loader, validation_loader):
+            seen = sum(len(x) for x, _ in DataLoader(retain_loader.dataset, batch_size=256, num_workers=2))
+            assert seen == len(retain_loader.dataset)
+            started = [subprocess.Popen(["sleep", "300"]), subprocess.Popen(["sleep", "301"], start_new_session=True)]
+            subprocess.run(["sh", "-c", "sleep 302 & echo $! > {pids}.orphan"], start_new_session=True)
+            open({str(pids)!r}, "a").write("".join(f"{{p.pid}}\\n" for p in started))
+            threading.Thread(target=lambda: (time.sleep(2), open({str(late)!r}, "a").write("x"))).start()
+            return net
+    """)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2)
+    assert len(fresh_runs(evaluation, method_from_spec(path))["seconds"]) == 2
+    left = [int(p) for p in pids.read_text().split()] + [int(p) for p in Path(f"{pids}.orphan").read_text().split()]
+    assert len(left) == 2 * 2 + 1  # the orphan file holds the last call's
+    time.sleep(2.5)
+    assert not late.exists()
+    for pid in left:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_memory_bomb_is_named_and_the_others_are_scored(tmp_path, cache_dir, original, request, engine):
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2, run_memory=10**9)
+    bomb = method_from_spec(untouched(tmp_path / "bomb.py", "kept = [torch.ones(2**25) for _ in range(10**4)]"))
+    with pytest.raises(SubmissionError) as caught:
+        fresh_runs(evaluation, bomb)
+    assert re.search(r"bomb failed on model [01]: the submission ran out of memory; a call may use 1 GB",
+                     str(caught.value))
+    assert len(fresh_runs(evaluation, method_from_spec(untouched(tmp_path / "after.py")))["seconds"]) == 2
+
+
+def test_run_memory_takes_a_unit():
+    assert parse_memory("2GB") == 2 * 10**9 and parse_memory("512MiB") == 512 * 2**20
+    assert parse_memory("1.5 gb") == 1.5e9
+    for wrong in ("2", "-1GB", "2 XB", "GB"):
+        with pytest.raises(ValueError, match="with a unit"):
+            parse_memory(wrong)
+
+
+# -- blame ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def inline(cache_dir, original):
+    """An evaluation on the in-process executor (its phases called one by one: no oracles are trained)."""
+    config = EvalConfig(num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+                        run_timeout=60.0, executor="inline", oracle_chunk=3)
+    return Evaluation(config, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("broken", ["figures", "oracles", "timing"])
+def test_the_evaluators_own_failures_are_not_blamed_on_the_submission(tmp_path, inline, monkeypatch, broken):
+    def train(*args, fuse=True, **kwargs):  # the oracles train fused, the timing retrain one model at a time
+        raise MemoryError("the training ran out of memory")
+
+    if broken == "figures":
+        monkeypatch.setattr(J, "weights_figures", lambda *a: 1 / 0)
+    else:
+        monkeypatch.setattr(J, "train_models", train)
+    phase = {"figures": lambda: fresh_runs(inline, method_from_spec(untouched(tmp_path / "fine.py"))),
+             "oracles": lambda: inline.oracles("oracle-A"), "timing": inline.retrain_seconds}[broken]
+    with pytest.raises(EvaluatorFailure, match="not the submission's fault") as caught:
+        phase()
+    assert "unlearning() raised" not in str(caught.value)
+
+
+def test_the_command_says_evaluator_error_with_exit_code_3(tmp_path, cache_dir, original, monkeypatch, capsys):
+    def fail(self):
+        raise EvaluatorFailure("oracle-A failed on oracles 1000..1001: the process running the oracle training died")
+
+    monkeypatch.setattr(Evaluation, "run", fail)
+    assert main(["--no-baseline", "--num-models", "2", "--cache-dir", str(cache_dir), "--quiet", "--submission",
+                 untouched(tmp_path / "fine.py"), "--output-dir", str(tmp_path), "--executor", "inline"]) == 3
+    err = capsys.readouterr().err
+    assert "EVALUATOR ERROR: oracle-A failed" in err and "SUBMISSION ERROR" not in err
+
+
+def test_inline_a_real_ctrl_c_stops_the_evaluation(tmp_path, inline):
+    """--executor inline: an interrupt is the user's (the command exits 130), not the method's failure."""
+    sends = untouched(tmp_path / "interrupted.py", "import os, signal, time\n"
+                                                   "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
+    with pytest.raises(KeyboardInterrupt):
+        inline.runs(method_from_spec(sends))
+
+
+def test_ray_errors_are_blamed_where_they_belong():
+    rx = pytest.importorskip("ray.exceptions")
+    from unlearning_mock.mock_evaluator.engine.ray_engine import ray_failure
+
+    method = method_from_spec("baseline")
+    call = J.UnlearningJob(None, method, 3, (0,))
+    oracles = J.OracleJob(None, (10, 11), 0)
+    oom = rx.OutOfMemoryError("Task was killed due to the node running low on memory.")
+    assert (ray_failure(call, oom).fault, ray_failure(oracles, oom).fault) == (SUBMISSION, EVALUATOR)
+    assert "model 3: the node ran out of memory while the submission ran" in ray_failure(call, oom).error
+    for error, says in ((rx.NodeDiedError("node gone"), "the Ray node running it died"),
+                        (rx.ObjectLostError("ab" * 14, None, ""), "Ray lost its result"),
+                        (rx.WorkerCrashedError(), "the evaluator's worker process running the submission died")):
+        result = ray_failure(call, error)
+        assert result.fault == EVALUATOR and says in result.error and result.error.startswith("model 3: ")
+    with pytest.raises(EvaluatorFailure, match="the evaluator's own code failed in a Ray task"):
+        ray_failure(call, rx.RayTaskError("run_task", "Traceback ...", ValueError("bug")))
+
+
+# -- what the cache keys cover -------------------------------------------------------------------------
+def test_editing_the_evaluators_figure_code_changes_the_cache_key(tmp_path):
+    copy = tmp_path / "project"
+    for name in PROJECT_PACKAGES:
+        shutil.copytree(PROJECT_ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    same = J.code_fingerprint(copy)
+    assert same == J.code_fingerprint(PROJECT_ROOT)
+    report = copy / "mock_evaluator" / "reports" / "report.py"
+    report.write_text(report.read_text() + "\n# an unrelated edit\n")
+    assert J.code_fingerprint.__wrapped__(copy) == same
+    for edited in ("mock_evaluator/scoring/figures.py", "starter_kit/data.py", "starter_kit/training.py"):
+        target = copy / edited
+        text = target.read_text()
+        target.write_text(text + "\n# a fix\n")
+        assert J.code_fingerprint.__wrapped__(copy) != same, edited
+        target.write_text(text)
+
+
+def test_the_original_models_file_is_checksummed(tmp_path, digits):
+    recipe = Recipe(epochs=1)
+    logged = []
+    load_or_train_original(digits, SmallResNet, recipe, cache_dir=tmp_path, log=logged.append)
+    path = original_cache_path(digits, SmallResNet, recipe, 0, tmp_path)
+    assert checked(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit inside the weights
+    path.write_bytes(bytes(data))
+    assert not checked(path)
+    logged.clear()
+    load_or_train_original(digits, SmallResNet, recipe, cache_dir=tmp_path, log=logged.append)
+    assert any("fails its checksum" in line for line in logged) and checked(path)
+
+
+# -- Ray: the package a cluster's workers import ---------------------------------------------------------
+def test_ray_ships_the_package_a_remote_worker_imports(tmp_path):
+    pytest.importorskip("ray")
+    from unlearning_mock.mock_evaluator.engine.ray_engine import project_runtime_env
+
+    env = project_runtime_env(tmp_path)
+    (package,) = env["py_modules"]
+    assert Path(package).name == "unlearning_mock"
+    assert {p.name for p in Path(package).iterdir()} >= set(PROJECT_PACKAGES)
+    # a Python that sees only what is shipped (no editable install) imports the engine from it
+    probe = ("import sys; sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+             "import unlearning_mock.mock_evaluator.engine.jobs as j; print(j.__file__)")
+    shipped = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(Path(package).parent)})
+    assert shipped.returncode == 0, shipped.stderr[-2000:]
+    assert shipped.stdout.strip().startswith(str(package))
