@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,15 +30,15 @@ from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
-from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.original import default_cache_dir, load_or_train_original, original_cache_path
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
 ORACLE_CHUNK = "auto"   # or a number of oracles trained at once; see starter_kit.training.auto_oracle_chunk
-DEFAULT_SUBMISSION = "submission/unlearning.py"
-DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
+# the installed SRFL module: the default from any folder (a user's own submission/ folder is not consulted)
+DEFAULT_SUBMISSION = "unlearning_mock.submission.unlearning"
 # the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
 RUN_TIMEOUT_FACTOR = 10
 RUN_TIMEOUT_FLOOR = 60.0
@@ -61,7 +60,7 @@ class EvalConfig:
     device: str = "auto"
     output_dir: str = "outputs"
     run_name: str | None = None
-    cache_dir: str = DEFAULT_CACHE_DIR
+    cache_dir: str | None = None          # None: $UNLEARNING_CACHE_DIR, else the user's cache folder (XDG)
     time_budget: float = 0.2
     warn_only: bool = False
     workers: int | None = None
@@ -75,6 +74,8 @@ class EvalConfig:
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
 
     def __post_init__(self):
+        if self.cache_dir is None:
+            self.cache_dir = str(default_cache_dir())
         if not 2 <= self.num_models <= MAX_MODELS:
             raise ValueError(f"--num-models must lie in [2, {MAX_MODELS}], got {self.num_models}")
         if self.time_budget <= 0:
@@ -137,6 +138,7 @@ class Evaluation:
             states = iter_checkpoints(checkpoint_zip, self.setting.make_model, expected_count=config.num_models)
             self._zip_states = itertools.chain([next(states)], states)
         self.log(self.setting.data.summary())
+        self.log(f"cache: {self.cache.resolve()}")
         original_path = self._original_path()
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
                                  str(original_path), self.device)
@@ -213,6 +215,10 @@ class Evaluation:
         source = Path(first.target).stem if first.kind in ("file", "zip") else first.slug
         more = f"+{len(self.submissions) - 1}" if len(self.submissions) > 1 else ""
         return f"{cfg.dataset}-{source}{more}-n{cfg.num_models}-seed{cfg.seed}"
+
+    def report_folder(self) -> Path:
+        """Where the report goes: ``output_dir/run_name`` (relative to the current folder by default)."""
+        return Path(self.config.output_dir) / (self.config.run_name or self.default_run_name())
 
     # -- phases -----------------------------------------------------------------------------------
     def oracles(self, role: str) -> dict:

@@ -90,8 +90,9 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     except ValueError as error:  # fewer than three ranked methods were asked for
         ranks = {"note": str(error)}
     folder = leaderboard_folder(config)
-    write_leaderboard(frame, ranks, results, folder, reps)
-    return {"frame": frame, "ranks": ranks, "folder": folder, "failures": results["failures"], "results": results}
+    paths = write_leaderboard(frame, ranks, results, folder, reps)
+    return {"frame": frame, "ranks": ranks, "folder": folder, "paths": paths, "failures": results["failures"],
+            "results": results}
 
 
 # ------------------------------------------------------------------------------------------------
