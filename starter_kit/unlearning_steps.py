@@ -9,7 +9,6 @@ cycle``): the Kaggle notebook builder inlines this module that way.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -67,34 +66,14 @@ def stage_children(net: nn.Module, stages, purpose: str) -> dict[str, nn.Module]
     return children
 
 
-def train_only(net: nn.Module, stages, method: str = "this method") -> list[nn.Parameter]:
-    """Freeze every parameter except those of the top-level submodules named in ``stages``.
+def stage_parameters(net: nn.Module, stages, method: str = "this method") -> list[nn.Parameter]:
+    """The parameters of ``net``'s top-level submodules named in ``stages`` (in ``named_parameters`` order).
 
-    Returns the trainable parameters. A model without those submodules gets a ``ValueError`` that
-    names what it has. Undo with :func:`all_trainable` (or use :func:`trainable_only`).
+    A model without those submodules gets a ``ValueError`` that names what it has. Pass them as
+    :func:`fine_tune`'s ``params`` to train only those stages.
     """
     stage_children(net, stages, f"{method} trains only")
-    trainable = []
-    for name, param in net.named_parameters():
-        keep = name.split(".")[0] in stages
-        param.requires_grad_(keep)
-        if keep:
-            trainable.append(param)
-    return trainable
-
-
-def all_trainable(net: nn.Module) -> None:
-    for param in net.parameters():
-        param.requires_grad_(True)
-
-
-@contextmanager
-def trainable_only(net: nn.Module, stages, method: str = "this method"):
-    """``with trainable_only(net, ("layer1", "layer2")) as params:`` -- frozen elsewhere, restored after."""
-    try:
-        yield train_only(net, stages, method)
-    finally:
-        all_trainable(net)
+    return [param for name, param in net.named_parameters() if name.split(".")[0] in stages]
 
 
 def class_counts(loader, num_classes: int) -> torch.Tensor:
@@ -167,17 +146,22 @@ def cross_entropy_step(net: nn.Module, inputs: torch.Tensor, targets: torch.Tens
 
 def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, momentum: float = 0.9,
               weight_decay: float = 5e-4, schedule="cosine", params=None, loss_fn=None, optimizer=None,
-              before_step=None, after_backward=None) -> nn.Module:
+              before_step=None, after_backward=None, after_step=None, freeze_bn_stats: bool = False) -> nn.Module:
     """Train ``net`` on ``loader``'s batches: the one fine-tuning loop of the project's methods.
 
     ``epochs`` passes over ``loader`` (a fraction is a step cap: ``round(epochs * len(loader))`` steps;
     the loader is re-iterated, and so re-shuffled, each time it runs out). SGD with ``momentum`` and
-    ``weight_decay`` over ``params`` (default: all of ``net``'s; the others are frozen during the loop
-    and their ``requires_grad`` restored after), or the given ``optimizer``; the learning rate of
-    every group is ``lr * lr_factor(schedule, ...)`` at each step. ``loss_fn(net, inputs, targets)``
-    gives the loss (default :func:`cross_entropy_step`); ``before_step(step, total_steps)`` runs
-    before each step (noise, masks), ``after_backward()`` between ``backward`` and the update
-    (gradient masks). Returns ``net`` in eval mode.
+    ``weight_decay`` over ``params`` (default: all of ``net``'s; they need not be ``net``'s own, e.g.
+    ALIF's auxiliary layers; ``net``'s other parameters are frozen during the loop and their
+    ``requires_grad`` restored after), or the given ``optimizer``; the learning rate of every group is
+    ``lr * lr_factor(schedule, ...)`` at each step. ``net`` runs in train mode (every batch norm updates
+    its running statistics) unless ``freeze_bn_stats``, which keeps every batch norm in eval mode.
+
+    Per-step hooks: ``loss_fn(net, inputs, targets)`` gives the step's loss (default
+    :func:`cross_entropy_step`; it may draw further batches, e.g. :func:`with_forget_batch`);
+    ``before_step(step, total_steps)`` runs before each step (noise, masks); ``after_backward()``
+    between ``backward`` and the update (gradient masks); ``after_step(step, loss)`` after the update
+    (records; ``loss`` is the step's loss tensor). Returns ``net`` in eval mode.
     """
     device = model_device(net)
     total = steps_in(loader, epochs)
@@ -192,6 +176,10 @@ def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, 
         optimizer = torch.optim.SGD(chosen, lr=lr, momentum=momentum, weight_decay=weight_decay)
     try:
         net.train()
+        if freeze_bn_stats:
+            for module in net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         for step, batch in zip(range(total), cycle(loader)):
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_factor(schedule, step, total, len(loader))
@@ -199,14 +187,17 @@ def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, 
                 before_step(step, total)
             inputs, targets = batch_on(batch, device)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(net, inputs, targets).backward()
+            loss = loss_fn(net, inputs, targets)
+            loss.backward()
             if after_backward is not None:
                 after_backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(step, loss)
     finally:
         for param, flag in zip(all_params, was_trainable):
             param.requires_grad_(flag)
-    net.eval()
+        net.eval()
     return net
 
 
