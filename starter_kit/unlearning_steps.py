@@ -54,6 +54,35 @@ def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
 
 
+def distillation_loss(teacher: nn.Module, temperature: float = 1.0, *, kl_weight: float = 1.0,
+                      ce_weight: float = 0.0, soft_ce_weight: float = 0.0):
+    """A :func:`fine_tune` ``loss_fn`` that distils ``teacher`` (frozen, e.g. :func:`frozen_copy`) into the student:
+
+    ``ce_weight * CE(student, labels) + soft_ce_weight * CE(student, softmax(teacher))
+    + kl_weight * KL(teacher / T || student / T)`` on the batch (:func:`kl_to_teacher`; the soft
+    cross-entropy at temperature 1). A negative ``kl_weight`` pushes the student away from the teacher
+    (SCRUB's max-steps). Terms with weight 0 are not computed.
+    """
+    if not (kl_weight or ce_weight or soft_ce_weight):
+        raise ValueError("distillation_loss needs a non-zero weight on at least one term")
+
+    def loss_fn(student: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = student(inputs)
+        with torch.no_grad():
+            teacher_logits = teacher(inputs)
+        # the soft term is built before the hard one, as KDE always did: the order of autograd's
+        # accumulation, and so the weights, stay the same to the bit
+        soft = -(F.softmax(teacher_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean() \
+            if soft_ce_weight else None
+        terms = [ce_weight * F.cross_entropy(logits, targets)] if ce_weight else []
+        if soft_ce_weight:
+            terms.append(soft_ce_weight * soft)
+        if kl_weight:
+            terms.append(kl_weight * kl_to_teacher(logits, teacher_logits, temperature))
+        return sum(terms[1:], terms[0])
+    return loss_fn
+
+
 def stage_children(net: nn.Module, stages, purpose: str) -> dict[str, nn.Module]:
     """``net``'s top-level submodules by name, after checking that every one of ``stages`` is there; else a
     ``ValueError`` that starts with ``purpose`` (e.g. "SRFL trains only") and names what the model has."""
