@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearning_mock.starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.class_weights import inverse_frequency
 
 
 def model_device(net: nn.Module) -> torch.device:
@@ -116,8 +117,7 @@ def class_counts(loader, num_classes: int) -> torch.Tensor:
 
 def inverse_frequency_weights(loader, num_classes: int) -> torch.Tensor:
     """Cross-entropy class weights 1 / count, as the Kaggle recipe weights them (0 for absent classes)."""
-    counts = class_counts(loader, num_classes)
-    return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts)).float()
+    return inverse_frequency(class_counts(loader, num_classes))
 
 
 def num_classes_of(net: nn.Module) -> int:

@@ -1,5 +1,5 @@
 """The shared steps of ``starter_kit/unlearning_steps.py`` that several methods build on: the fine-tuning
-loop's hooks and the one distillation loss."""
+loop's hooks, the one distillation loss, the one class-weight rule."""
 
 import pytest
 import torch
@@ -8,7 +8,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from unlearning_mock.starter_kit.models import SmallResNet
-from unlearning_mock.starter_kit.unlearning_steps import distillation_loss, fine_tune, stage_parameters
+from unlearning_mock.starter_kit.class_weights import inverse_frequency
+from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, inverse_frequency_weights,
+                                                          stage_parameters)
 
 
 def _data(n=40, seed=0):
@@ -61,3 +63,10 @@ def test_fine_tune_trains_only_the_given_params_and_frozen_bn_stats_stay():
     with pytest.raises(ValueError, match="lacks \\['layer4'\\]"):
         stage_parameters(net, ("layer1", "layer4"), "this test")
 
+
+def test_one_inverse_frequency_rule_for_the_recipe_and_the_methods():
+    counts = torch.arange(0, 200_000)
+    as_float32 = torch.where(counts > 0, 1.0 / counts.float().clamp(min=1), torch.zeros(len(counts)))
+    assert torch.equal(inverse_frequency(counts), as_float32)   # what the training recipe computed before
+    loader = DataLoader(TensorDataset(torch.zeros(7, 1), torch.tensor([0, 0, 0, 2, 2, 3, 3])), batch_size=3)
+    assert inverse_frequency_weights(loader, 5).tolist() == pytest.approx([1 / 3, 0.0, 0.5, 0.5, 0.0])
