@@ -169,8 +169,6 @@ def main(argv=None, prog: str = "unlearning-mock curve") -> None:
     if unknown or not settings:
         parser.error(f"--settings takes names from {SETTINGS}, got {args.settings!r}")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
-    if "epochs" in overrides and float(overrides["epochs"]).is_integer():  # ALIF takes whole epochs only
-        overrides["epochs"] = int(overrides["epochs"])
     try:
         curve, summary = run_curves(args.method, settings, args.seed, overrides, args.kaggle_dir, args.cache_dir)
     except ValueError as error:
