@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.engine.executors import EXECUTORS, executors_help
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
 from unlearning_mock.starter_kit.settings import DATASETS
@@ -99,10 +100,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                         help="stop an unlearning run that takes longer and report it as the submission's failure "
                              "(default: 10 x the budgeted time of a run, i.e. 10 x TIME_BUDGET x the retrain time "
                              "measured in the run, at least 60 s)")
-    parser.add_argument("--executor", choices=("local", "inline", "ray"), default="local",
-                        help="local: spawned worker processes (a submission that hangs, exits or crashes cannot take "
-                             "the evaluator with it); inline: in this process, no isolation or timeout (debugging); "
-                             "ray: a Ray cluster (pip install -r requirements-ray.txt)")
+    parser.add_argument("--executor", choices=tuple(EXECUTORS), default="local", help=executors_help())
     parser.add_argument("--ray-address", default=None,
                         help="--executor ray: the cluster to join (default: $RAY_ADDRESS if set, else a local instance)")
     parser.add_argument("--gpus-per-job", type=float, default=0.0,

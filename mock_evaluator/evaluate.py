@@ -24,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
-from unlearning_mock.mock_evaluator.engine.local import Executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.engine.protocol import Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
@@ -69,7 +70,7 @@ class EvalConfig:
     oracle_chunk: int | str = ORACLE_CHUNK
     progress: bool = True
     run_timeout: float | None = None      # seconds per unlearning run; None: see Evaluation.run_timeout
-    executor: str = "local"               # "local" (processes), "inline" (this process, debugging) or "ray"
+    executor: str = "local"               # a name of engine.executors.EXECUTORS
     ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
 
@@ -88,8 +89,7 @@ class EvalConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.run_timeout is not None and not self.run_timeout > 0:
             raise ValueError(f"--run-timeout must be a positive number of seconds, got {self.run_timeout}")
-        if self.executor not in ("local", "inline", "ray"):
-            raise ValueError(f"--executor must be local, inline or ray, got {self.executor!r}")
+        check_executor(self.executor)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
 
@@ -111,7 +111,7 @@ class Evaluation:
     """One evaluation: prepared in the constructor, phases as methods, :meth:`run` for all of it.
 
     ``methods``: the methods to score (default: built from ``config.submissions`` plus the kit baseline
-    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.engine.local.Executor`; by default
+    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.engine.protocol.Executor`; by default
     a local one with ``config.workers`` processes, made when first needed and closed by :meth:`close`.
     ``checkpoint_zip``: score a Kaggle ``submission.zip`` (its structure is checked here, before any training).
     """
