@@ -196,8 +196,7 @@ def _leaderboard(args) -> int:
         print(f"\nrank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
               f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
               f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f})")
-    print(f"written to {outcome['folder']}/ (leaderboard.csv, leaderboard.md, leaderboard.png, rank_transfer.csv, "
-          "rank_transfer.png, leaderboard.json)")
+    print(f"written to {outcome['folder']}/ ({', '.join(path.name for path in outcome['written'])})")
     for name, message in outcome["failures"].items():
         print(f"\nFAILED: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT if outcome["failures"] else 0

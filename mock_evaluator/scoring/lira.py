@@ -35,6 +35,16 @@ def fold_labels(num_models: int, folds: int, seed: int) -> np.ndarray:
     return labels
 
 
+def draw_within_folds(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A bootstrap draw of models that keeps the folds: model j is replaced by a model drawn with replacement
+    from j's own fold, so the draw's fold labels are ``labels`` again and a model and its duplicates always
+    share a fold (a duplicate on the fitting side would make the held-out copy look like its own kind)."""
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    return order[starts[labels] + (rng.random(len(labels)) * counts[labels]).astype(np.int64)]
+
+
 def _check(unlearned, retrained, folds: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(folds, (int, np.integer)) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
@@ -73,6 +83,7 @@ def held_out_scores(unlearned: np.ndarray, retrained: np.ndarray, unlearned_fold
                     retrained_folds: np.ndarray, folds: int) -> tuple[np.ndarray, np.ndarray]:
     """The log-likelihood ratio of every model on every example, each from Gaussians fitted without the
     model's fold: ``(unlearned scores [Nu, M], retrained scores [Nr, M])``. Inputs are checked by the caller."""
+    unlearned, retrained = np.asarray(unlearned, dtype=np.float64), np.asarray(retrained, dtype=np.float64)
     mean_u, var_u = _out_of_fold_gaussians(unlearned, unlearned_folds, folds)
     mean_r, var_r = _out_of_fold_gaussians(retrained, retrained_folds, folds)
 
@@ -140,6 +151,36 @@ def lira_attack(unlearned, retrained, *, folds: int = 2, seed: int = 0, fprs=(0.
     scores = held_out_scores(unlearned, retrained, fold_labels(len(unlearned), folds, seed),
                              fold_labels(len(retrained), folds, seed), folds)
     return summarise(*scores, fprs=alphas)
+
+
+LIRA_COLUMNS = ("lira_auc", "lira_tpr_at_1pct", "lira_tpr_at_0.1pct", "lira_worst_5pct_accuracy")
+"""The report columns of the attack (summary.csv, leaderboard.csv): AUC, TPR at 1% and 0.1% FPR, and the
+95th percentile of the per-example accuracies (the worst-forgotten 5% of the forget examples)."""
+ROW_ARRAYS = ("lira_per_example_accuracy", "lira_roc_tpr")
+MIN_MODELS = 4
+"""The fewest models on a side :func:`lira_row` works with (2 x the default 2 folds); with fewer it returns
+``None`` and the reports leave the view's columns empty."""
+
+
+def lira_columns(attack: dict) -> dict:
+    """The :data:`LIRA_COLUMNS` of a :func:`lira_attack` result (made with the default ``fprs``)."""
+    return {"lira_auc": attack["auc"], "lira_tpr_at_1pct": attack["tpr_at_fpr"][0.01],
+            "lira_tpr_at_0.1pct": attack["tpr_at_fpr"][0.001],
+            "lira_worst_5pct_accuracy": float(np.percentile(attack["per_example_accuracy"], 95))}
+
+
+def lira_row(unlearned, retrained) -> dict | None:
+    """What a report row keeps of this view: the :data:`LIRA_COLUMNS`, ``lira_balanced_accuracy``,
+    ``spread_ratio`` and ``mean_shift`` (numbers), and the :data:`ROW_ARRAYS`: the per-example accuracies and
+    the ROC's TPR at the FPRs of :data:`ROC_GRID`. ``None`` with fewer than :data:`MIN_MODELS` on a side."""
+    if min(len(unlearned), len(retrained)) < MIN_MODELS:
+        return None
+    attack = lira_attack(unlearned, retrained)
+    spread, shift = spread_and_shift(unlearned, retrained)
+    return {**lira_columns(attack), "lira_balanced_accuracy": attack["balanced_accuracy"],
+            "spread_ratio": spread, "mean_shift": shift,
+            "lira_per_example_accuracy": attack["per_example_accuracy"],
+            "lira_roc_tpr": tpr_at(attack["fpr"], attack["tpr"], ROC_GRID)}
 
 
 def spread_and_shift(unlearned, retrained) -> tuple[float, float]:
