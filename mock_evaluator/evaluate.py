@@ -27,6 +27,7 @@ from unlearning_mock.mock_evaluator.engine import jobs as J
 from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
 from unlearning_mock.mock_evaluator.engine.protocol import Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
@@ -204,6 +205,9 @@ class Evaluation:
                 scores[method.name] = score_method(method.name, runs[method.name], oracle_a, self.config.attack_models,
                                                    retrain, self.config.time_budget)
         scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
+        n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
+        self.original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                      oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
         self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
@@ -362,7 +366,9 @@ class Evaluation:
                         "forget_size": len(setting.data.forget_idx)},
             "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
                          "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
-                                                                  self.original_figures["test_loss"])},
+                                                                  self.original_figures["test_loss"]),
+                         **{k: v for k, v in (self.original_lira or {}).items() if k not in ROW_ARRAYS}},
+            "original_lira": self.original_lira,
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
             "methods": scores,
