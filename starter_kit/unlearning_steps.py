@@ -9,6 +9,7 @@ cycle``): the Kaggle notebook builder inlines this module that way.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -129,11 +130,9 @@ def num_classes_of(net: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The retain fine-tuning loop and the weight surgery that the reference methods (``methods/``) and the
-# kit's baselines (``starter_kit/baseline.py``) share.
+# The fine-tuning loop that every method's training runs through (``methods/``, ``submission/``, the
+# kit's baselines in ``starter_kit/baseline.py``), and the weight surgery several methods share.
 # ----------------------------------------------------------------------------------------------------
-
-import math  # noqa: E402  (appended block)
 
 LR_SCHEDULES = ("constant", "cosine", "cosine_per_epoch")
 
