@@ -1,14 +1,22 @@
 """Building blocks that unlearning methods share: the project's own (``submission/``), the reference
-methods (``methods/``) and the kit's baseline. Each step exists once, here.
+methods (``methods/``) and the kit's baselines.
+
+What lives here: every step that more than one method uses -- the one fine-tuning loop
+(:func:`fine_tune`, which every method's training runs through), the distillation loss, the forget-batch
+pairing, weight surgery, gradient masks. A step that only one method uses stays in that method's module
+(SRFL's loss, ALIF's auxiliary layers, FCS's contrast loss). Training from scratch -- the original and
+the oracles -- has its own, fused loop (:mod:`starter_kit.training`).
 
 Every function takes the challenge's loaders as they come (tuple or Kaggle dict batches) and works on
-whatever device ``net`` lives on. Import names from here (``from starter_kit.unlearning_steps import
-cycle``): the Kaggle notebook builder inlines this module that way.
+whatever device ``net`` lives on. Import names from here by the package's name
+(``from unlearning_mock.starter_kit.unlearning_steps import cycle``): the Kaggle notebook builder
+inlines this module that way.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -129,11 +137,9 @@ def num_classes_of(net: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The retain fine-tuning loop and the weight surgery that the reference methods (``methods/``) and the
-# kit's baselines (``starter_kit/baseline.py``) share.
+# The fine-tuning loop that every method's training runs through (``methods/``, ``submission/``, the
+# kit's baselines in ``starter_kit/baseline.py``), and the weight surgery several methods share.
 # ----------------------------------------------------------------------------------------------------
-
-import math  # noqa: E402  (appended block)
 
 LR_SCHEDULES = ("constant", "cosine", "cosine_per_epoch")
 

@@ -1,7 +1,13 @@
 """SRFL -- Simple Rolling in Forget Logits -- with the challenge's entry point, in two variants.
 
-A frozen copy of the original model is the teacher; only the student's first two backbone stages
-(parameters whose name contains ``layer1`` or ``layer2``) train. Each step takes one retain batch and
+A frozen copy of the original model is the teacher; the student trains only the parameters of its
+top-level submodules ``layer1`` and ``layer2`` (:func:`~starter_kit.unlearning_steps.stage_parameters`):
+every convolution weight, batch-norm weight and bias of those stages, ``layer2``'s downsample shortcut
+included -- on torchvision's resnet18 the first four of its eight blocks, on the digits SmallResNet two
+blocks of three. Everything else (the stem ``conv1``/``bn1``, ``layer3``, ``layer4`` where there is one,
+``fc``) keeps its weights. (The author's code selects parameters whose *name contains* "layer1" or
+"layer2"; on these models that is the same set.) A model without ``layer1`` and ``layer2`` is refused
+before any training. Each step takes one retain batch and
 one forget batch (the forget loader cycles); the teacher's forget logits are rolled along the class
 axis by a step drawn at random from the variant's roll set, so every forget example is pulled towards
 another class. One loss function, :func:`srfl_loss`, with named weights (:class:`SRFLWeights`)
