@@ -2,7 +2,8 @@
 
 The data and its split, how to build the model, the recipe that trains the original and every
 oracle, the loaders' batch size and batch shape, the kit's baseline, and optionally published
-original weights. :func:`load_setting` builds one by name: ``digits`` (the default, embedded),
+original weights. :func:`load_setting` builds one by name: ``digits`` (embedded, small and quick),
+``mnist-groups`` (embedded: the challenge's structure and regime, :mod:`starter_kit.mnist_groups`),
 ``cifar10`` (the CIFAR-10 starting kit, from a local folder) and ``kaggle`` (the Kaggle folder layout).
 """
 
@@ -32,14 +33,33 @@ class Setting:
     baseline: Callable = kaggle_sample_unlearning
     baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
     original_weights: Path | None = None     # published original weights; trained (and cached) when None
+    original_recipe: Recipe | None = None    # the original's recipe when it differs from the oracles' (``recipe``)
     notes: dict = field(default_factory=dict)
+
+
+    @property
+    def recipe_of_original(self) -> Recipe:
+        """How the original model is trained: ``original_recipe``, else the oracles' ``recipe``."""
+        return self.original_recipe or self.recipe
 
 
 def digits_setting() -> Setting:
     return Setting(name="digits", data=load_digits_data(), make_model=SmallResNet, recipe=DIGITS_RECIPE)
 
 
-DATASETS = ("digits", "cifar10", "kaggle")
+def mnist_groups_setting(epochs: int | None = None) -> Setting:
+    """The challenge's structure and regime on MNIST digits (:mod:`starter_kit.mnist_groups`); ``epochs``
+    shortens the recipe (quick checks only: the calibration holds for the frozen epochs)."""
+    from unlearning_mock.starter_kit import mnist_groups as m
+
+    recipe, original_recipe = m.recipes(m.EPOCHS if epochs is None else int(epochs))
+    return Setting(name=m.NAME, data=m.load_mnist_groups_data(), make_model=m.make_model, recipe=recipe,
+                   original_recipe=original_recipe, batch_size=m.BATCH_SIZE,
+                   baseline_name="kaggle-sample fine-tune (1 epoch, lr 1e-3)")
+
+
+DATASETS = ("digits", "mnist-groups", "cifar10", "kaggle")
+EMBEDDED = ("digits", "mnist-groups")
 
 
 def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Setting:
@@ -57,6 +77,8 @@ def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Sett
 def _builder(name: str) -> Callable[..., Setting]:
     if name == "digits":
         return digits_setting
+    if name == "mnist-groups":
+        return mnist_groups_setting
     if name == "cifar10":
         from unlearning_mock.starter_kit.cifar10 import cifar10_setting
 
@@ -82,8 +104,8 @@ def _build_setting(name: str, data_dir=None, **options) -> Setting:
         takes = setting_options(name)
         raise ValueError(f"the {name} setting does not take the option(s) {', '.join(unknown)} "
                          f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'}); drop them")
-    if name == "digits":
+    if name in EMBEDDED:
         if data_dir is not None:
-            raise ValueError("the digits data ships with scikit-learn: drop --data-dir")
+            raise ValueError(f"the {name} data ships inside a package (no files to point at): drop --data-dir")
         return builder(**options)
     return builder(data_dir, **options)
