@@ -339,8 +339,9 @@ class Evaluation:
         if setting.original_weights is not None:
             return Path(setting.original_weights)
         t = time.perf_counter()
-        path = original_cache_path(setting.data, setting.make_model, setting.recipe, 0, self.cache)
-        load_or_train_original(setting.data, setting.make_model, setting.recipe, 0, self.cache, self.device, self.log)
+        recipe = setting.recipe_of_original
+        path = original_cache_path(setting.data, setting.make_model, recipe, 0, self.cache)
+        load_or_train_original(setting.data, setting.make_model, recipe, 0, self.cache, self.device, self.log)
         self.timings["original"] = time.perf_counter() - t
         return path
 

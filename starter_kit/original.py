@@ -56,7 +56,9 @@ def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, see
         except Exception as error:  # a truncated or foreign file: retrain, never trust it
             log(f"cached original model {path} is unreadable ({error}); retraining it")
     log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
-    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device)
+    validation = data.validation if recipe.best_validation_from is not None else None
+    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device,
+                            validation=validation)
     save_state_atomically({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
     return model

@@ -253,7 +253,10 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     if images:
         model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model.parameters(), recipe)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    # a one-example last batch is dropped (batch norm in training mode needs two values per channel); the
+    # epoch's random order decides which example sits out
+    used = n - 1 if n > 1 and recipe.batch_size > 1 and n % recipe.batch_size == 1 else n
+    steps_per_epoch = math.ceil(used / recipe.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch) \
         if recipe.schedule == "cosine" else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
@@ -270,7 +273,7 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     try:
         for epoch in range(1, recipe.epochs + 1):
             plan = _epoch_plan(generators, n, recipe.augment, device)
-            for start in range(0, n, recipe.batch_size):
+            for start in range(0, used, recipe.batch_size):
                 x, y = _fused_batch(inputs, targets, plan, slice(start, start + recipe.batch_size))
                 _training_step(forward, optimizer, x, y, weight, amp)
                 if scheduler is not None:
