@@ -17,13 +17,17 @@ from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 
 REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("unlearning_mock.methods.")]
 
-# Measured on digits (seed 0 loaders, torch 2.14.1, 2 threads; the digits original's own retain - forget
-# confidence gap is 0.319, so the bar is 0.369): at their defaults these do NOT leave forget examples
-# clearly less confidently known than retain ones -- msg 0.151, cfw 0.341, kde 0.290, rni 0.186,
-# ft-kaggle 0.251, ft-kit 0.277, scrub 0.170. Their direction test is a strict xfail: it fails loudly if that
-# changes. (When these sets were first written the original's gap was 0.22 and cfw, kde passed; from the
-# layout move until this fix the filter above matched nothing and no per-method test ran.)
-NOT_FORGETTING_ON_DIGITS = {"msg", "cfw", "kde", "rni", "scrub", "ft-kaggle", "ft-kit"}
+# Measured on digits (seed 0 loaders, torch 2.14.1). The digits original itself depends on float rounding: trained
+# with 2 threads (as pytest does here) its own retain - forget confidence gap is 0.261 (bar 0.311), with 1 thread
+# 0.319 (bar 0.369). At their defaults these do NOT leave forget examples clearly less confidently known than
+# retain ones under either original -- 2 threads / 1 thread: msg 0.085 / 0.151, kde 0.297 / 0.290, and rni, scrub,
+# ft-kaggle, ft-kit below the bar in both runs (1 thread: 0.186, 0.170, 0.251, 0.277). Their direction test is a
+# strict xfail: it fails loudly if that changes.
+NOT_FORGETTING_ON_DIGITS = {"msg", "kde", "rni", "scrub", "ft-kaggle", "ft-kit"}
+# These flip with the original's rounding -- 2 threads / 1 thread: cfw 0.704 / 0.341, team-forget 0.220 / 0.778 --
+# so their direction test is a non-strict xfail: either outcome is accepted. (From the layout move until this
+# fix the filter above matched nothing and no per-method test ran.)
+BORDERLINE_ON_DIGITS = {"cfw", "team-forget"}
 _RUNS = {}
 
 
@@ -122,10 +126,12 @@ def test_method_contract_determinism_and_change(name, original, digits):
 
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="measured: does not forget on digits"))
-    if name in NOT_FORGETTING_ON_DIGITS else name for name in REFERENCE])
+    if name in NOT_FORGETTING_ON_DIGITS else
+    pytest.param(name, marks=pytest.mark.xfail(strict=False, reason="flips with float rounding, see BORDERLINE_ON_DIGITS"))
+    if name in BORDERLINE_ON_DIGITS else name for name in REFERENCE])
 def test_method_moves_forget_confidence_down(name, original, digits):
     """Every method here intends forget examples to end up less confidently known than retain examples
-    (the original, trained on both, knows both about equally: a gap of about 0.3 in logit confidence)."""
+    (the original, trained on both, knows both about equally: a gap of 0.26-0.32 in logit confidence)."""
     net, _ = unlearned_once(name, original, digits)
     assert forget_gap(net, digits) > forget_gap(original, digits) + 0.05, name
 
