@@ -51,6 +51,7 @@ bench-ray: install-ray
 
 bench: setup
 	$(PY) benchmarks/bench_metric.py
+	$(PY) benchmarks/bench_lira.py
 	$(PY) benchmarks/bench_oracles.py
 
 mock-kaggle-input: setup

@@ -210,7 +210,7 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
 
 
 def _leaderboard(args) -> int:
-    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
+    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, rank_sentence, run_leaderboard
 
     try:
         config = _config(args, submissions=())
@@ -222,11 +222,8 @@ def _leaderboard(args) -> int:
         return EXIT_BAD_INPUT
     print()
     print(format_leaderboard(outcome["frame"]))
-    ranks = outcome["ranks"]
-    if "kendall_tau" in ranks:
-        print(f"\nrank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
-              f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
-              f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f})")
+    if "kendall_tau" in outcome["ranks"]:
+        print("\n" + rank_sentence(outcome["ranks"]))
     print(f"written to {outcome['folder']}/ ({', '.join(p.name for p in outcome['paths'])})")
     for name, message in outcome["failures"].items():
         print(f"\nFAILED: {message}", file=sys.stderr)

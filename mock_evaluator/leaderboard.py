@@ -128,6 +128,15 @@ def _with_interval(value, low, high, digits: int = 3) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def rank_sentence(ranks: dict) -> str:
+    """One line on the rank agreement (:func:`~mock_evaluator.scoring.uncertainty.rank_agreement`), or why none."""
+    if "kendall_tau" not in ranks:
+        return f"No rank agreement with the private leaderboard: {ranks.get('note', 'too few ranked methods')}."
+    return (f"Rank agreement with the private leaderboard over {len(ranks['methods'])} methods "
+            f"({', '.join(ranks['methods'])}): Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
+            f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f}).")
+
+
 def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
     """The leaderboard as a Markdown table, ready to paste, with the rank agreement (``ranks``) under it."""
     header = ["#", "method", "final score [95% CI]", "F [95% CI]", "retain", "forget", "test", "attack",
@@ -146,13 +155,8 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
             _fmt(row["lira_tpr_at_0.1pct"], 3), _fmt(row["lira_worst_5pct_accuracy"], 3),
             _fmt(row["spread_ratio"], 2), _fmt(row["mean_shift"], 2),
             time, _fmt(row["separated_from_next"]), _fmt(row["private_rank"])]) + " |")
-    if ranks and "kendall_tau" in ranks:
-        lines.append(f"\nRank agreement with the challenge's private leaderboard over {len(ranks['methods'])} methods "
-                     f"({', '.join(ranks['methods'])}): Kendall τ = {ranks['kendall_tau']:.3f} "
-                     f"(p = {ranks['kendall_p']:.3f}), Spearman ρ = {ranks['spearman_rho']:.3f} "
-                     f"(p = {ranks['spearman_p']:.3f}).")
-    elif ranks and "note" in ranks:
-        lines.append(f"\nNo rank agreement: {ranks['note']}.")
+    if ranks:
+        lines.append("\n" + rank_sentence(ranks))
     lines.append("\nspread = median over the forget examples of sd(the method's N confidences) / sd(the oracles'); "
                  "shift = median |mean difference| in oracle standard deviations.")
     return "\n".join(lines) + "\n"

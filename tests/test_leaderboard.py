@@ -82,7 +82,7 @@ def test_markdown_table_prints_the_rank_agreement_under_the_table():
     text = markdown_table(pd.DataFrame(rows), ranks)
     assert "| 0.900 [0.850, 0.950] | 0.200 [0.100, 0.300] | 0.050 | 1.000 | 0.10 | 0.80 |" in text
     assert f"Kendall τ = {ranks['kendall_tau']:.3f}" in text and "Spearman ρ = 0.500" in text
-    assert "Kendall" not in markdown_table(pd.DataFrame(rows), {"note": "too few"})
+    assert "No rank agreement with the private leaderboard: too few." in markdown_table(pd.DataFrame(rows), {"note": "too few"})
 
 
 def test_leaderboard_command(tmp_path, cache_dir, capsys):
