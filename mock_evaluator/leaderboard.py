@@ -105,6 +105,7 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     except ValueError as error:  # fewer than three ranked methods were asked for
         ranks = {"note": str(error)}
     folder = leaderboard_folder(config)
+    curves = {name: scores[name].lira for name in frame["method"]}     # roc.png's panels in the table's order
     paths = write_leaderboard(frame, ranks, results, folder, reps, curves)
     return {"frame": frame, "ranks": ranks, "folder": folder, "paths": paths, "failures": results["failures"],
             "results": results}
