@@ -8,24 +8,11 @@ import pytest
 from unlearning_mock.mock_evaluator.api import evaluate, leaderboard
 
 N = 8   # shares the session cache's oracles with tests/test_evaluator.py
-ONE_STEP = '''
-import torch
 
 
-def unlearning(net, retain_loader, forget_loader, validation_loader, lr=0.01):
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    net.train()
-    inputs, targets = next(iter(retain_loader))[:2]
-    optimizer.zero_grad()
-    torch.nn.functional.cross_entropy(net(inputs), targets).backward()
-    optimizer.step()
-    return net.eval()
-'''
-
-
-def test_evaluate_returns_the_tables_it_writes(tmp_path, cache_dir):
+def test_evaluate_returns_the_tables_it_writes(tmp_path, cache_dir, one_step_source):
     path = tmp_path / "one_step.py"
-    path.write_text(ONE_STEP)
+    path.write_text(one_step_source)
     result = evaluate(str(path), (str(path), {"lr": 0.0}), num_models=N, cache_dir=str(cache_dir),
                       output_dir=str(tmp_path / "out"), progress=False, workers=1, attack_models=4, log=lambda *_: None)
     assert result.failures == {}

@@ -81,27 +81,13 @@ def test_the_wheel_holds_every_module_and_file_the_command_needs(wheel):
         assert "unlearning-mock = unlearning_mock.mock_evaluator.cli:main" in archive.read(metadata).decode()
 
 
-MY_METHOD = '''
-import torch
-
-
-def unlearning(net, retain_loader, forget_loader, validation_loader):
-    """One step of retain fine-tuning: a real, cheap method."""
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    net.train()
-    inputs, targets = next(iter(retain_loader))[:2]
-    optimizer.zero_grad()
-    torch.nn.functional.cross_entropy(net(inputs), targets).backward()
-    optimizer.step()
-    return net.eval()
-'''
 
 
 def _cache_files(cache: Path) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in cache.rglob("*") if path.is_file()}
 
 
-def test_the_installed_command_runs_from_an_empty_folder(wheel, tmp_path):
+def test_the_installed_command_runs_from_an_empty_folder(wheel, tmp_path, one_step_source):
     """pip-install the wheel into a fresh environment (its dependencies borrowed from this one), then from an
     empty folder elsewhere: the default submission, then a file of the folder's own, against one cache."""
     env_dir = tmp_path / "env"
@@ -115,7 +101,7 @@ def test_the_installed_command_runs_from_an_empty_folder(wheel, tmp_path):
                    check=True)
     work, cache = tmp_path / "elsewhere", tmp_path / "cache"
     work.mkdir()
-    (work / "my_method.py").write_text(MY_METHOD)
+    (work / "my_method.py").write_text(one_step_source)
     (work / "submission").mkdir()   # a user's own folder named like the project's: must not shadow or be shadowed
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"UNLEARNING_CACHE_DIR": str(cache)}
     command = [str(env_dir / "bin" / "unlearning-mock"), "--num-models", "4", "--quiet", "--warn-only", "--workers", "1"]
