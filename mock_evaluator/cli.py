@@ -179,7 +179,7 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
 
 
 def _leaderboard(args) -> int:
-    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
+    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, rank_agreement_line, run_leaderboard
 
     try:
         config = _config(args, submissions=())
@@ -191,13 +191,9 @@ def _leaderboard(args) -> int:
         return EXIT_BAD_INPUT
     print()
     print(format_leaderboard(outcome["frame"]))
-    ranks = outcome["ranks"]
-    if "kendall_tau" in ranks:
-        print(f"\nrank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
-              f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
-              f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f})")
-    print(f"written to {outcome['folder']}/ (leaderboard.csv, leaderboard.md, leaderboard.png, rank_transfer.csv, "
-          "rank_transfer.png, leaderboard.json)")
+    if "kendall_tau" in outcome["ranks"]:
+        print("\n" + rank_agreement_line(outcome["ranks"]))
+    print(f"written to {outcome['folder']}/ ({', '.join(outcome['files'])})")
     for name, message in outcome["failures"].items():
         print(f"\nFAILED: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT if outcome["failures"] else 0

@@ -90,8 +90,9 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     except ValueError as error:  # fewer than three ranked methods were asked for
         ranks = {"note": str(error)}
     folder = leaderboard_folder(config)
-    write_leaderboard(frame, ranks, results, folder, reps)
-    return {"frame": frame, "ranks": ranks, "folder": folder, "failures": results["failures"], "results": results}
+    files = write_leaderboard(frame, ranks, results, folder, reps)
+    return {"frame": frame, "ranks": ranks, "folder": folder, "files": [path.name for path in files],
+            "failures": results["failures"], "results": results}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -124,10 +125,19 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rank_agreement_line(ranks: dict) -> str:
+    """One sentence on how the order here agrees with the challenge's private leaderboard (τ and ρ)."""
+    if "kendall_tau" not in ranks:
+        return f"Rank agreement with the private leaderboard: not computed ({ranks.get('note', 'too few ranked methods')})."
+    return (f"Rank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
+            f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
+            f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f}).")
+
+
 def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: Path, reps: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "leaderboard.csv", index=False)
-    (folder / "leaderboard.md").write_text(markdown_table(frame))
+    (folder / "leaderboard.md").write_text(markdown_table(frame) + "\n" + rank_agreement_line(ranks) + "\n")
     transfer = pd.DataFrame([{"method": m, "mock_rank": ranks["mock_rank"][m], "private_rank": ranks["reference_rank"][m]}
                              for m in ranks.get("methods", [])])
     transfer.to_csv(folder / "rank_transfer.csv", index=False)

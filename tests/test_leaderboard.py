@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from unlearning_mock.mock_evaluator.cli import main
+from unlearning_mock.mock_evaluator.leaderboard import rank_agreement_line
 from unlearning_mock.mock_evaluator.scoring.uncertainty import bootstrap_scores, interval, rank_agreement, separated
 
 N = 8
@@ -21,6 +22,8 @@ def test_rank_agreement_on_hand_made_orders():
     assert reversed_["kendall_tau"] == pytest.approx(-1.0) and reversed_["spearman_rho"] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="at least 3"):
         rank_agreement({"a": 1.0}, reference)
+    line = rank_agreement_line(reversed_)
+    assert "over 4 methods" in line and "Kendall τ = -1.000" in line and "Spearman ρ = -1.000" in line
 
 
 def _figures(conf, acc=1.0):
@@ -62,6 +65,10 @@ def test_leaderboard_command(tmp_path, cache_dir, capsys):
     assert list(frame["final_score"]) == sorted(frame["final_score"], reverse=True)
     assert frame.set_index("method").loc["ft-kaggle", "private_rank"] == 10
     assert "| 1 |" in (folder / "leaderboard.md").read_text()
+    # one ranked method (ft-kaggle): no rank agreement, so no rank_transfer.png, and none announced
+    assert "Rank agreement with the private leaderboard: not computed" in (folder / "leaderboard.md").read_text()
+    out = capsys.readouterr().out
+    assert not (folder / "rank_transfer.png").exists() and "rank_transfer.png" not in out and "leaderboard.md" in out
     # a second call with one new method trains only that method's runs
     runs = Path(cache_dir) / "runs"
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("*.npz")}
