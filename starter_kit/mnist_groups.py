@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.models import SmallResNet
+from unlearning_mock.starter_kit.setting import Setting, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 NAME = "mnist-groups"
@@ -213,3 +214,13 @@ def load_mnist_groups_data(size: int = IMAGE_SIZE, imbalance: float = IMBALANCE,
         num_classes=NUM_CLASSES,
         extra_columns={"group": groups},
     )
+
+
+@register_setting(NAME)
+def mnist_groups_setting(epochs: int | None = None) -> Setting:
+    """The challenge's structure and regime on MNIST digits; ``epochs`` shortens the recipe (quick checks
+    only: the calibration holds for the frozen epochs)."""
+    recipe, original_recipe = recipes(EPOCHS if epochs is None else int(epochs))
+    return Setting(name=NAME, data=load_mnist_groups_data(), make_model=make_model, recipe=recipe,
+                   original_recipe=original_recipe, batch_size=BATCH_SIZE,
+                   baseline_name="kaggle-sample fine-tune (1 epoch, lr 1e-3)")

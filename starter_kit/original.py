@@ -12,7 +12,18 @@ from torch import nn
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.training import Recipe, cache_hash, model_key, train_models
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
+CACHE_ENV = "UNLEARNING_CACHE_DIR"
+CACHE_FOLDER_NAME = "unlearning-mock"
+
+
+def default_cache_dir() -> Path:
+    """Where cached models and runs go: ``$UNLEARNING_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME/unlearning-mock``, by default ``~/.cache/unlearning-mock``) -- never the current folder,
+    so the tool runs the same from any folder and two projects share one set of oracles."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / CACHE_FOLDER_NAME
 ORIGINAL_SEED = 0
 
 
@@ -32,8 +43,10 @@ def save_state_atomically(state: dict, path: Path) -> None:
 
 
 def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
-                           cache_dir=DEFAULT_CACHE_DIR, device="cpu", log=print) -> nn.Module:
-    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached."""
+                           cache_dir=None, device="cpu", log=print) -> nn.Module:
+    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached
+    (``cache_dir`` None: :func:`default_cache_dir`)."""
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     path = original_cache_path(data, make_model, recipe, seed, cache_dir)
     model = make_model()
     if path.exists():

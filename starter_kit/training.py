@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearning_mock.starter_kit.class_weights import inverse_frequency
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
 
 
@@ -133,11 +134,6 @@ def _optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
-
-def _class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    counts = torch.bincount(targets.cpu(), minlength=num_classes).float()
-    return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
 
 
 def train_models(make_model, inputs: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
@@ -267,7 +263,8 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     weight = None
     if recipe.class_weighted:
         num_classes = getattr(model, "num_classes", None) or model.fc.out_features // groups
-        weight = _class_weights(targets, num_classes).to(device, next(model.parameters()).dtype)
+        weight = inverse_frequency(torch.bincount(targets.cpu(), minlength=num_classes)).to(
+            device, next(model.parameters()).dtype)
     best = _BestCheckpoints(model, groups, validation, device) if recipe.best_validation_from else None
     forward = torch.compile(model) if compile_model else model
     amp = recipe.amp and device.type == "cuda"
