@@ -28,10 +28,15 @@ def main():
     torch.set_num_threads(1)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     data = m.load_mnist_groups_data()
-    A, B = dict(np.load(a.a)), dict(np.load(a.b))
+    A = dict(np.load(a.a))
+    if a.b == "half":   # no set B: the second half of A stands in for it (N = half of A's size)
+        half = len(A["forget_conf"]) // 2
+        A, B = {k: v[:half] for k, v in A.items()}, {k: v[half:] for k, v in A.items()}
+    else:
+        B = dict(np.load(a.b))
     n = len(A["forget_conf"])
     state = torch.load(a.original)
-    ft_path = Path(a.a).with_name(Path(a.a).name.replace("oraclesA", "finetune"))
+    ft_path = Path(a.a).with_name(Path(a.a).name.replace("oraclesA", "finetune").replace(".npz", f"-{n}.npz"))
     if ft_path.exists():
         ft = dict(np.load(ft_path))
     else:
