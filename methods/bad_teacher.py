@@ -24,18 +24,11 @@ import torch
 from torch import nn
 
 from unlearning_mock.methods.settings import method_options, scaled
-from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise, with_forget_batch
+from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, frozen_copy, reinitialise,
+                                                          with_forget_batch)
 
 _PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
 DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(1.0))}
-
-
-def distil_from(teacher: nn.Module, temperature: float):
-    def loss_fn(model, inputs, targets):
-        with torch.no_grad():
-            teacher_logits = teacher(inputs)
-        return kl_to_teacher(model(inputs), teacher_logits, temperature)
-    return loss_fn
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
@@ -43,7 +36,8 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     competent = frozen_copy(net)
     incompetent = frozen_copy(net)
     reinitialise(incompetent)
-    loss_fn = with_forget_batch(distil_from(competent, o["temperature"]), distil_from(incompetent, o["temperature"]),
+    loss_fn = with_forget_batch(distillation_loss(competent, o["temperature"]),
+                                distillation_loss(incompetent, o["temperature"]),
                                 forget_loader)
     optimizer = torch.optim.Adam(net.parameters(), lr=o["lr"])
     return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], schedule="constant", loss_fn=loss_fn,

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearning_mock.methods.settings import method_options, scaled
-from unlearning_mock.starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune, model_device
+from unlearning_mock.starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune
 
 _PUBLISHED = dict(rounds=8, retain_epochs_per_round=1.0, uniform_lr=5e-3, forget_lr=3e-4, forget_min_lr=1e-6,
                   retain_lr=4e-3, momentum=0.9, retain_weight_decay=0.01, temperature=1.15, retain_batches_per_step=4)
@@ -57,30 +57,35 @@ def forget_contrast_loss(forget_logits: torch.Tensor, retain_logits: torch.Tenso
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
     o = method_options(net, DEFAULTS, options, "fcs")
-    device = model_device(net)
     # (1) one pass over the forget set towards the uniform prediction: the shared loop, no weight decay
     fine_tune(net, forget_loader, epochs=1.0, lr=o["uniform_lr"], momentum=o["momentum"], weight_decay=0.0,
               schedule="constant", loss_fn=lambda model, inputs, _: uniform_kl_loss(model(inputs)))
 
     retain_256 = MergedBatches(retain_loader, o["retain_batches_per_step"])
     retain_stream = cycle(retain_256, "retain loader")
+
+    def contrast(model: nn.Module, forget_inputs: torch.Tensor, _) -> torch.Tensor:
+        retain_inputs, _ = batch_on(next(retain_stream), forget_inputs.device)
+        with torch.no_grad():
+            retain_logits = model(retain_inputs)
+        return forget_contrast_loss(model(forget_inputs), retain_logits, o["temperature"])
+
+    # one optimiser and one cosine (forget_lr down to forget_min_lr) over the forget steps of all rounds
     forget_opt = torch.optim.SGD(net.parameters(), lr=o["forget_lr"], momentum=o["momentum"])
-    forget_steps, step = o["rounds"] * len(forget_loader), 0
-    for _ in range(o["rounds"]):
-        net.train()
-        for batch in forget_loader:
-            cosine = 0.5 * (1 + math.cos(math.pi * step / forget_steps))
-            for group in forget_opt.param_groups:
-                group["lr"] = o["forget_min_lr"] + (o["forget_lr"] - o["forget_min_lr"]) * cosine
-            forget_inputs, _ = batch_on(batch, device)
-            retain_inputs, _ = batch_on(next(retain_stream), device)
-            forget_opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                retain_logits = net(retain_inputs)
-            forget_contrast_loss(net(forget_inputs), retain_logits, o["temperature"]).backward()
-            forget_opt.step()
-            step += 1
+    forget_steps = o["rounds"] * len(forget_loader)
+
+    def forget_lr(first_step: int):
+        """The round's schedule, as the learning rate itself (fine_tune's ``lr=1.0`` times it)."""
+        def at(step: int, _total: int) -> float:
+            cosine = 0.5 * (1 + math.cos(math.pi * (first_step + step) / forget_steps))
+            return o["forget_min_lr"] + (o["forget_lr"] - o["forget_min_lr"]) * cosine
+        return at
+
+    for round_index in range(o["rounds"]):
+        # (2a) a forget round: one pass over the forget set, each batch against the next retain batch
+        fine_tune(net, forget_loader, epochs=1.0, lr=1.0, schedule=forget_lr(round_index * len(forget_loader)),
+                  loss_fn=contrast, optimizer=forget_opt)
+        # (2b) a retain round: cross-entropy on retain, a fresh optimiser
         fine_tune(net, retain_256, epochs=o["retain_epochs_per_round"], lr=o["retain_lr"], momentum=o["momentum"],
                   weight_decay=o["retain_weight_decay"], schedule="constant")
-    net.eval()
     return net

@@ -26,12 +26,10 @@ The score still rose at ×30; ×100 was not tried for lack of CPU time.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
-from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher, reinitialise
+from unlearning_mock.starter_kit.unlearning_steps import distillation_loss, fine_tune, frozen_copy, reinitialise
 
 _PUBLISHED = dict(warmup_epochs=3.0, warmup_lr=9e-4, epochs=3.0, lr=1e-3, momentum=0.9, weight_decay=5e-4,
                   temperature=5.0, reset=("conv1", "fc"))
@@ -46,21 +44,9 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     original = frozen_copy(net)
     for name in o["reset"]:
         reinitialise(net.get_submodule(name))
-    temperature = o["temperature"]
-
-    def distil(model, inputs, targets):
-        with torch.no_grad():
-            teacher = original(inputs)
-        return kl_to_teacher(model(inputs), teacher, temperature)
-
-    def hard_soft_kl(model, inputs, targets):
-        logits = model(inputs)
-        with torch.no_grad():
-            teacher = original(inputs)
-        soft = -(F.softmax(teacher, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
-        return F.cross_entropy(logits, targets) + soft + kl_to_teacher(logits, teacher, temperature)
-
     tune = dict(momentum=o["momentum"], weight_decay=o["weight_decay"])
+    distil = distillation_loss(original, o["temperature"])
+    hard_soft_kl = distillation_loss(original, o["temperature"], ce_weight=1.0, soft_ce_weight=1.0)
     fine_tune(net, validation_loader, epochs=o["warmup_epochs"], lr=o["warmup_lr"], schedule="constant",
               loss_fn=distil, **tune)
     return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], schedule="cosine", loss_fn=hard_soft_kl,

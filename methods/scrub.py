@@ -25,11 +25,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unlearning_mock.methods.settings import method_options, scaled
-from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, kl_to_teacher
+from unlearning_mock.starter_kit.unlearning_steps import distillation_loss, fine_tune, frozen_copy
 
 _PUBLISHED = dict(epochs=5.0, max_epochs=2.0, lr=5e-4, momentum=0.9, weight_decay=5e-4, kl_weight=0.5,
                   temperature=2.0)
@@ -39,19 +38,8 @@ DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(5.0
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
     o = method_options(net, DEFAULTS, options, "scrub")
     teacher = frozen_copy(net)
-    temperature = o["temperature"]
-
-    def max_step(model, inputs, targets):
-        with torch.no_grad():
-            teacher_logits = teacher(inputs)
-        return -kl_to_teacher(model(inputs), teacher_logits, temperature)
-
-    def min_step(model, inputs, targets):
-        logits = model(inputs)
-        with torch.no_grad():
-            teacher_logits = teacher(inputs)
-        return F.cross_entropy(logits, targets) + o["kl_weight"] * kl_to_teacher(logits, teacher_logits, temperature)
-
+    max_step = distillation_loss(teacher, o["temperature"], kl_weight=-1.0)
+    min_step = distillation_loss(teacher, o["temperature"], kl_weight=o["kl_weight"], ce_weight=1.0)
     optimizer = torch.optim.SGD(net.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
     for epoch in range(math.ceil(o["epochs"])):
         if epoch < o["max_epochs"]:

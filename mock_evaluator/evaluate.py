@@ -13,7 +13,6 @@ seed noise. :meth:`Evaluation.run` does all of it and returns the results dict.
 from __future__ import annotations
 
 import itertools
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,19 +27,21 @@ from unlearning_mock.mock_evaluator.engine.executors import check_executor, defa
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
-from unlearning_mock.starter_kit.original import file_sha256, load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.original import (default_cache_dir, file_sha256, load_or_train_original,
+                                                 original_cache_path)
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
 ORACLE_CHUNK = "auto"   # or a number of oracles trained at once; see starter_kit.training.auto_oracle_chunk
-DEFAULT_SUBMISSION = "submission/unlearning.py"
-DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
+# the installed SRFL module: the default from any folder (a user's own submission/ folder is not consulted)
+DEFAULT_SUBMISSION = "unlearning_mock.submission.unlearning"
 # the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
 RUN_TIMEOUT_FACTOR = 10
 RUN_TIMEOUT_FLOOR = 60.0
@@ -63,7 +64,7 @@ class EvalConfig:
     device: str = "auto"
     output_dir: str = "outputs"
     run_name: str | None = None
-    cache_dir: str = DEFAULT_CACHE_DIR
+    cache_dir: str | None = None          # None: $UNLEARNING_CACHE_DIR, else the user's cache folder (XDG)
     time_budget: float = 0.2
     warn_only: bool = False
     workers: int | None = None
@@ -78,6 +79,8 @@ class EvalConfig:
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
 
     def __post_init__(self):
+        if self.cache_dir is None:
+            self.cache_dir = str(default_cache_dir())
         if not 2 <= self.num_models <= MAX_MODELS:
             raise ValueError(f"--num-models must lie in [2, {MAX_MODELS}], got {self.num_models}")
         if self.time_budget <= 0:
@@ -149,6 +152,7 @@ class Evaluation:
             states = iter_checkpoints(checkpoint_zip, self.setting.make_model, expected_count=config.num_models)
             self._zip_states = itertools.chain([next(states)], states)
         self.log(self.setting.data.summary())
+        self.log(f"cache: {self.cache.resolve()}")
         original_path = self._original_path()
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
                                  str(original_path), self.device)
@@ -212,6 +216,9 @@ class Evaluation:
                 scores[method.name] = score_method(method.name, runs[method.name], oracle_a, self.config.attack_models,
                                                    retrain, self.config.time_budget)
         scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
+        n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
+        self.original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                      oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
         self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
@@ -223,6 +230,10 @@ class Evaluation:
         source = Path(first.target).stem if first.kind in ("file", "zip") else first.slug
         more = f"+{len(self.submissions) - 1}" if len(self.submissions) > 1 else ""
         return f"{cfg.dataset}-{source}{more}-n{cfg.num_models}-seed{cfg.seed}"
+
+    def report_folder(self) -> Path:
+        """Where the report goes: ``output_dir/run_name`` (relative to the current folder by default)."""
+        return Path(self.config.output_dir) / (self.config.run_name or self.default_run_name())
 
     # -- phases -----------------------------------------------------------------------------------
     def oracles(self, role: str) -> dict:
@@ -365,8 +376,9 @@ class Evaluation:
         if setting.original_weights is not None:
             return Path(setting.original_weights)
         t = time.perf_counter()
-        path = original_cache_path(setting.data, setting.make_model, setting.recipe, 0, self.cache)
-        load_or_train_original(setting.data, setting.make_model, setting.recipe, 0, self.cache, self.device, self.log)
+        recipe = setting.recipe_of_original
+        path = original_cache_path(setting.data, setting.make_model, recipe, 0, self.cache)
+        load_or_train_original(setting.data, setting.make_model, recipe, 0, self.cache, self.device, self.log)
         self.timings["original"] = time.perf_counter() - t
         return path
 
@@ -394,7 +406,9 @@ class Evaluation:
                         "forget_size": len(setting.data.forget_idx)},
             "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
                          "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
-                                                                  self.original_figures["test_loss"])},
+                                                                  self.original_figures["test_loss"]),
+                         **{k: v for k, v in (self.original_lira or {}).items() if k not in ROW_ARRAYS}},
+            "original_lira": self.original_lira,
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
             "methods": scores,

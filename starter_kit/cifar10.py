@@ -37,7 +37,7 @@ import torchvision
 from unlearning_mock.starter_kit.baseline import cifar_kit_unlearning
 from unlearning_mock.starter_kit.data import FORGET_FRACTION, UnlearningData, random_forget_indices
 from unlearning_mock.starter_kit.models import resnet18
-from unlearning_mock.starter_kit.settings import Setting
+from unlearning_mock.starter_kit.setting import Setting, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -232,6 +232,7 @@ def check_original_weights(path) -> Path:
     return path
 
 
+@register_setting("cifar10")
 def cifar10_setting(data_dir, download: bool = False, forget_idx=None, epochs: int | None = None,
                     original_weights=None, forget_seed: int = CIFAR10_FORGET_SEED, **ignored) -> Setting:
     """The CIFAR-10 starting kit's setting (``--dataset cifar10``).

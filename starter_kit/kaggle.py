@@ -31,7 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
 from unlearning_mock.starter_kit.data import UnlearningData, random_forget_indices
+from unlearning_mock.starter_kit.models import resnet18
+from unlearning_mock.starter_kit.setting import Setting, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 NAME = "kaggle"
@@ -264,12 +267,9 @@ def kaggle_recipe(data_dir=None, epochs: int | None = None) -> Recipe:
     return recipe
 
 
+@register_setting("kaggle")
 def kaggle_setting(data_dir, epochs: int | None = None, forget: str = "csv", **ignored):
     """The ``kaggle`` setting: the layout in ``data_dir``, resnet18, the organisers' recipe, dict batches of 64."""
-    from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
-    from unlearning_mock.starter_kit.models import resnet18
-    from unlearning_mock.starter_kit.settings import Setting
-
     if data_dir is None:
         raise ValueError("the kaggle dataset reads a folder in the Kaggle layout: pass --data-dir DIR "
                          "(write a local one with `python -m mock_evaluator.kaggle.mock_input --out DIR`)")

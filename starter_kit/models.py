@@ -8,9 +8,14 @@ statistics. The fused input is ``[B, G * C, H, W]`` (model g reads channels ``g*
 output ``[B, G * classes]``. With ``groups=1`` it is the ordinary network, with the parameter names of
 torchvision's ResNet.
 
-* :class:`SmallResNet` (digits, 1x8x8): a 3x3 stem, three stages of one bare ``BasicBlock`` each
-  (named ``layer1``..``layer3`` as in torchvision, so code written for ``resnet18`` -- such as SRFL's
-  "train only the first two backbone stages" -- runs on it unchanged).
+* :class:`SmallResNet` (digits, 1x8x8): a 3x3 stem, three stages of one bare ``BasicBlock`` each. Its
+  top-level children carry torchvision's names (``conv1, bn1, relu, maxpool, layer1..layer3, avgpool,
+  fc``), so code that selects parts of a ``resnet18`` by those names runs on it -- SRFL's "train only
+  ``layer1`` and ``layer2``", ALIF's mixers on their convolutions. It is not a ``resnet18``: there is no
+  ``layer4``, and each stage is one block with no ``Sequential`` level (``layer1.conv1``, not
+  ``layer1.0.conv1``), so code that reaches ``layer4``, indexes a stage (``net.layer1[0]``) or counts
+  on two blocks per stage fails or does something else -- SRFL's two stages here are two blocks, on
+  resnet18 four.
 * :func:`grouped_resnet18`: torchvision's ``resnet18`` (7x7 stride-2 stem, 3x3 stride-2 max-pool, four
   stages of two blocks); its ``groups=1`` state dict has exactly torchvision's keys and shapes.
 

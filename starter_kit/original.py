@@ -16,7 +16,20 @@ from torch import nn
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.training import Recipe, cache_hash, model_key, train_models
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
+CACHE_ENV = "UNLEARNING_CACHE_DIR"
+CACHE_FOLDER_NAME = "unlearning-mock"
+
+
+def default_cache_dir() -> Path:
+    """Where cached models and runs go: ``$UNLEARNING_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME/unlearning-mock``, by default ``~/.cache/unlearning-mock``) -- never the current folder,
+    so the tool runs the same from any folder and two projects share one set of oracles."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / CACHE_FOLDER_NAME
+
+
 ORIGINAL_SEED = 0
 
 
@@ -66,8 +79,10 @@ def checked(path: Path) -> bool:
 
 
 def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
-                           cache_dir=DEFAULT_CACHE_DIR, device="cpu", log=print) -> nn.Module:
-    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached."""
+                           cache_dir=None, device="cpu", log=print) -> nn.Module:
+    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached
+    (``cache_dir`` None: :func:`default_cache_dir`)."""
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     path = original_cache_path(data, make_model, recipe, seed, cache_dir)
     model = make_model()
     if path.exists():
@@ -79,7 +94,9 @@ def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, see
         except Exception as error:  # a truncated, corrupt or foreign file: retrain, never trust it
             log(f"cached original model {path} is unreadable ({error}); retraining it")
     log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
-    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device)
+    validation = data.validation if recipe.best_validation_from is not None else None
+    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device,
+                            validation=validation)
     save_checked_state({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
     return model

@@ -1,45 +1,26 @@
-"""A *setting*: everything the evaluator needs to re-create one challenge setting.
+"""Build a setting by name: :func:`load_setting`.
 
-The data and its split, how to build the model, the recipe that trains the original and every
-oracle, the loaders' batch size and batch shape, the kit's baseline, and optionally published
-original weights. :func:`load_setting` builds one by name: ``digits`` (the default, embedded),
-``cifar10`` (the CIFAR-10 starting kit, from a local folder) and ``kaggle`` (the Kaggle folder layout).
+The settings register themselves (:mod:`starter_kit.setting`'s registry) when their modules are
+imported; this module imports each of them once, below, and nothing imports this module back:
+``digits`` (the default, embedded, small and quick), ``mnist-groups`` (embedded: the challenge's structure
+and regime, :mod:`starter_kit.mnist_groups`), ``cifar10`` (the CIFAR-10 starting kit, from a local folder) and
+``kaggle`` (the Kaggle folder layout). A new setting: a module that registers its builder with
+``@register_setting("name")``, and one import line here.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable
+from dataclasses import replace
 
-from torch import nn
+from unlearning_mock.starter_kit import cifar10, digits, kaggle, mnist_groups  # noqa: F401  (each registers its setting)
+from unlearning_mock.starter_kit.setting import SETTING_BUILDERS, Setting, setting_builder
 
-from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
-from unlearning_mock.starter_kit.data import UnlearningData, load_digits_data
-from unlearning_mock.starter_kit.models import SmallResNet
-from unlearning_mock.starter_kit.training import DIGITS_RECIPE, Recipe
+DEFAULT_DATASET = "digits"
+DATASETS = (DEFAULT_DATASET,) + tuple(name for name in SETTING_BUILDERS if name != DEFAULT_DATASET)
+"""Every registered setting's name, the default first."""
 
-
-@dataclass
-class Setting:
-    name: str
-    data: UnlearningData
-    make_model: Callable[[], nn.Module]
-    recipe: Recipe
-    batch_size: int = 64
-    dict_batches: bool = False
-    baseline: Callable = kaggle_sample_unlearning
-    baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
-    original_weights: Path | None = None     # published original weights; trained (and cached) when None
-    notes: dict = field(default_factory=dict)
-
-
-def digits_setting() -> Setting:
-    return Setting(name="digits", data=load_digits_data(), make_model=SmallResNet, recipe=DIGITS_RECIPE)
-
-
-DATASETS = ("digits", "cifar10", "kaggle")
+__all__ = ["DATASETS", "DEFAULT_DATASET", "Setting", "load_setting", "setting_options"]
 
 
 def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Setting:
@@ -54,36 +35,22 @@ def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Sett
     return setting
 
 
-def _builder(name: str) -> Callable[..., Setting]:
-    if name == "digits":
-        return digits_setting
-    if name == "cifar10":
-        from unlearning_mock.starter_kit.cifar10 import cifar10_setting
-
-        return cifar10_setting
-    if name == "kaggle":
-        from unlearning_mock.starter_kit.kaggle import kaggle_setting
-
-        return kaggle_setting
-    raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
-
-
 def setting_options(name: str) -> list[str]:
     """The options the setting called ``name`` takes (beyond ``data_dir`` and ``amp``)."""
-    parameters = inspect.signature(_builder(name)).parameters
+    parameters = inspect.signature(setting_builder(name)).parameters
     return [p for p, v in parameters.items() if p != "data_dir" and v.kind in
             (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
 
 
 def _build_setting(name: str, data_dir=None, **options) -> Setting:
-    builder = _builder(name)
+    builder = setting_builder(name)
     unknown = sorted(set(options) - set(setting_options(name)))
     if unknown:
         takes = setting_options(name)
         raise ValueError(f"the {name} setting does not take the option(s) {', '.join(unknown)} "
                          f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'}); drop them")
-    if name == "digits":
+    if "data_dir" not in inspect.signature(builder).parameters:
         if data_dir is not None:
-            raise ValueError("the digits data ships with scikit-learn: drop --data-dir")
+            raise ValueError(f"the {name} data ships inside a package: drop --data-dir")
         return builder(**options)
     return builder(data_dir, **options)

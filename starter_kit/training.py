@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearning_mock.starter_kit.class_weights import inverse_frequency
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
 
 
@@ -133,11 +134,6 @@ def _optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
-
-def _class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    counts = torch.bincount(targets.cpu(), minlength=num_classes).float()
-    return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
 
 
 def train_models(make_model, inputs: torch.Tensor, targets: torch.Tensor, recipe: Recipe,
@@ -257,14 +253,18 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     if images:
         model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model.parameters(), recipe)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    # a one-example last batch is dropped (batch norm in training mode needs two values per channel); the
+    # epoch's random order decides which example sits out
+    used = n - 1 if n > 1 and recipe.batch_size > 1 and n % recipe.batch_size == 1 else n
+    steps_per_epoch = math.ceil(used / recipe.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch) \
         if recipe.schedule == "cosine" else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     weight = None
     if recipe.class_weighted:
         num_classes = getattr(model, "num_classes", None) or model.fc.out_features // groups
-        weight = _class_weights(targets, num_classes).to(device, next(model.parameters()).dtype)
+        weight = inverse_frequency(torch.bincount(targets.cpu(), minlength=num_classes)).to(
+            device, next(model.parameters()).dtype)
     best = _BestCheckpoints(model, groups, validation, device) if recipe.best_validation_from else None
     forward = torch.compile(model) if compile_model else model
     amp = recipe.amp and device.type == "cuda"
@@ -273,7 +273,7 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     try:
         for epoch in range(1, recipe.epochs + 1):
             plan = _epoch_plan(generators, n, recipe.augment, device)
-            for start in range(0, n, recipe.batch_size):
+            for start in range(0, used, recipe.batch_size):
                 x, y = _fused_batch(inputs, targets, plan, slice(start, start + recipe.batch_size))
                 _training_step(forward, optimizer, x, y, weight, amp)
                 if scheduler is not None:

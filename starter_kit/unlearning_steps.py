@@ -1,21 +1,29 @@
 """Building blocks that unlearning methods share: the project's own (``submission/``), the reference
-methods (``methods/``) and the kit's baseline. Each step exists once, here.
+methods (``methods/``) and the kit's baselines.
+
+What lives here: every step that more than one method uses -- the one fine-tuning loop
+(:func:`fine_tune`, which every method's training runs through), the distillation loss, the forget-batch
+pairing, weight surgery, gradient masks. A step that only one method uses stays in that method's module
+(SRFL's loss, ALIF's auxiliary layers, FCS's contrast loss). Training from scratch -- the original and
+the oracles -- has its own, fused loop (:mod:`starter_kit.training`).
 
 Every function takes the challenge's loaders as they come (tuple or Kaggle dict batches) and works on
-whatever device ``net`` lives on. Import names from here (``from starter_kit.unlearning_steps import
-cycle``): the Kaggle notebook builder inlines this module that way.
+whatever device ``net`` lives on. Import names from here by the package's name
+(``from unlearning_mock.starter_kit.unlearning_steps import cycle``): the Kaggle notebook builder
+inlines this module that way.
 """
 
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from unlearning_mock.starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.class_weights import inverse_frequency
 
 
 def model_device(net: nn.Module) -> torch.device:
@@ -55,6 +63,35 @@ def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
 
 
+def distillation_loss(teacher: nn.Module, temperature: float = 1.0, *, kl_weight: float = 1.0,
+                      ce_weight: float = 0.0, soft_ce_weight: float = 0.0):
+    """A :func:`fine_tune` ``loss_fn`` that distils ``teacher`` (frozen, e.g. :func:`frozen_copy`) into the student:
+
+    ``ce_weight * CE(student, labels) + soft_ce_weight * CE(student, softmax(teacher))
+    + kl_weight * KL(teacher / T || student / T)`` on the batch (:func:`kl_to_teacher`; the soft
+    cross-entropy at temperature 1). A negative ``kl_weight`` pushes the student away from the teacher
+    (SCRUB's max-steps). Terms with weight 0 are not computed.
+    """
+    if not (kl_weight or ce_weight or soft_ce_weight):
+        raise ValueError("distillation_loss needs a non-zero weight on at least one term")
+
+    def loss_fn(student: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = student(inputs)
+        with torch.no_grad():
+            teacher_logits = teacher(inputs)
+        # the soft term is built before the hard one, as KDE always did: the order of autograd's
+        # accumulation, and so the weights, stay the same to the bit
+        soft = -(F.softmax(teacher_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean() \
+            if soft_ce_weight else None
+        terms = [ce_weight * F.cross_entropy(logits, targets)] if ce_weight else []
+        if soft_ce_weight:
+            terms.append(soft_ce_weight * soft)
+        if kl_weight:
+            terms.append(kl_weight * kl_to_teacher(logits, teacher_logits, temperature))
+        return sum(terms[1:], terms[0])
+    return loss_fn
+
+
 def stage_children(net: nn.Module, stages, purpose: str) -> dict[str, nn.Module]:
     """``net``'s top-level submodules by name, after checking that every one of ``stages`` is there; else a
     ``ValueError`` that starts with ``purpose`` (e.g. "SRFL trains only") and names what the model has."""
@@ -67,34 +104,14 @@ def stage_children(net: nn.Module, stages, purpose: str) -> dict[str, nn.Module]
     return children
 
 
-def train_only(net: nn.Module, stages, method: str = "this method") -> list[nn.Parameter]:
-    """Freeze every parameter except those of the top-level submodules named in ``stages``.
+def stage_parameters(net: nn.Module, stages, method: str = "this method") -> list[nn.Parameter]:
+    """The parameters of ``net``'s top-level submodules named in ``stages`` (in ``named_parameters`` order).
 
-    Returns the trainable parameters. A model without those submodules gets a ``ValueError`` that
-    names what it has. Undo with :func:`all_trainable` (or use :func:`trainable_only`).
+    A model without those submodules gets a ``ValueError`` that names what it has. Pass them as
+    :func:`fine_tune`'s ``params`` to train only those stages.
     """
     stage_children(net, stages, f"{method} trains only")
-    trainable = []
-    for name, param in net.named_parameters():
-        keep = name.split(".")[0] in stages
-        param.requires_grad_(keep)
-        if keep:
-            trainable.append(param)
-    return trainable
-
-
-def all_trainable(net: nn.Module) -> None:
-    for param in net.parameters():
-        param.requires_grad_(True)
-
-
-@contextmanager
-def trainable_only(net: nn.Module, stages, method: str = "this method"):
-    """``with trainable_only(net, ("layer1", "layer2")) as params:`` -- frozen elsewhere, restored after."""
-    try:
-        yield train_only(net, stages, method)
-    finally:
-        all_trainable(net)
+    return [param for name, param in net.named_parameters() if name.split(".")[0] in stages]
 
 
 def class_counts(loader, num_classes: int) -> torch.Tensor:
@@ -108,8 +125,7 @@ def class_counts(loader, num_classes: int) -> torch.Tensor:
 
 def inverse_frequency_weights(loader, num_classes: int) -> torch.Tensor:
     """Cross-entropy class weights 1 / count, as the Kaggle recipe weights them (0 for absent classes)."""
-    counts = class_counts(loader, num_classes)
-    return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts)).float()
+    return inverse_frequency(class_counts(loader, num_classes))
 
 
 def num_classes_of(net: nn.Module) -> int:
@@ -121,11 +137,9 @@ def num_classes_of(net: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The retain fine-tuning loop and the weight surgery that the reference methods (``methods/``) and the
-# kit's baselines (``starter_kit/baseline.py``) share.
+# The fine-tuning loop that every method's training runs through (``methods/``, ``submission/``, the
+# kit's baselines in ``starter_kit/baseline.py``), and the weight surgery several methods share.
 # ----------------------------------------------------------------------------------------------------
-
-import math  # noqa: E402  (appended block)
 
 LR_SCHEDULES = ("constant", "cosine", "cosine_per_epoch")
 
@@ -167,17 +181,22 @@ def cross_entropy_step(net: nn.Module, inputs: torch.Tensor, targets: torch.Tens
 
 def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, momentum: float = 0.9,
               weight_decay: float = 5e-4, schedule="cosine", params=None, loss_fn=None, optimizer=None,
-              before_step=None, after_backward=None) -> nn.Module:
+              before_step=None, after_backward=None, after_step=None, freeze_bn_stats: bool = False) -> nn.Module:
     """Train ``net`` on ``loader``'s batches: the one fine-tuning loop of the project's methods.
 
     ``epochs`` passes over ``loader`` (a fraction is a step cap: ``round(epochs * len(loader))`` steps;
     the loader is re-iterated, and so re-shuffled, each time it runs out). SGD with ``momentum`` and
-    ``weight_decay`` over ``params`` (default: all of ``net``'s; the others are frozen during the loop
-    and their ``requires_grad`` restored after), or the given ``optimizer``; the learning rate of
-    every group is ``lr * lr_factor(schedule, ...)`` at each step. ``loss_fn(net, inputs, targets)``
-    gives the loss (default :func:`cross_entropy_step`); ``before_step(step, total_steps)`` runs
-    before each step (noise, masks), ``after_backward()`` between ``backward`` and the update
-    (gradient masks). Returns ``net`` in eval mode.
+    ``weight_decay`` over ``params`` (default: all of ``net``'s; they need not be ``net``'s own, e.g.
+    ALIF's auxiliary layers; ``net``'s other parameters are frozen during the loop and their
+    ``requires_grad`` restored after), or the given ``optimizer``; the learning rate of every group is
+    ``lr * lr_factor(schedule, ...)`` at each step. ``net`` runs in train mode (every batch norm updates
+    its running statistics) unless ``freeze_bn_stats``, which keeps every batch norm in eval mode.
+
+    Per-step hooks: ``loss_fn(net, inputs, targets)`` gives the step's loss (default
+    :func:`cross_entropy_step`; it may draw further batches, e.g. :func:`with_forget_batch`);
+    ``before_step(step, total_steps)`` runs before each step (noise, masks); ``after_backward()``
+    between ``backward`` and the update (gradient masks); ``after_step(step, loss)`` after the update
+    (records; ``loss`` is the step's loss tensor). Returns ``net`` in eval mode.
     """
     device = model_device(net)
     total = steps_in(loader, epochs)
@@ -192,6 +211,10 @@ def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, 
         optimizer = torch.optim.SGD(chosen, lr=lr, momentum=momentum, weight_decay=weight_decay)
     try:
         net.train()
+        if freeze_bn_stats:
+            for module in net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         for step, batch in zip(range(total), cycle(loader)):
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_factor(schedule, step, total, len(loader))
@@ -199,14 +222,17 @@ def fine_tune(net: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-3, 
                 before_step(step, total)
             inputs, targets = batch_on(batch, device)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(net, inputs, targets).backward()
+            loss = loss_fn(net, inputs, targets)
+            loss.backward()
             if after_backward is not None:
                 after_backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(step, loss)
     finally:
         for param, flag in zip(all_params, was_trainable):
             param.requires_grad_(flag)
-    net.eval()
+        net.eval()
     return net
 
 

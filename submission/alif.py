@@ -58,8 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, kl_to_teacher, model_device, num_classes_of,
-                                          stage_children)
+from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, fine_tune, frozen_copy, kl_to_teacher,
+                                                          model_device, num_classes_of, stage_children, steps_in)
 
 ALIF_TARGETS = ("decouple", "unseen")
 ALIF_STAGES = ("layer1", "layer2")
@@ -186,27 +186,29 @@ def unseen_targets(confidences: torch.Tensor, labels: torch.Tensor, table: torch
 # The entry point
 # ----------------------------------------------------------------------------------------------------
 
-def alif_settings(net: nn.Module, epochs, lr) -> tuple[int, float]:
+def alif_settings(net: nn.Module, epochs, lr) -> tuple[float, float]:
     """``epochs`` and ``lr``, each taken from :data:`ALIF_DEFAULTS` for ``net``'s class when ``None``."""
     defaults = ALIF_DEFAULTS.get(type(net).__name__, ALIF_DEFAULTS["ResNet"])
     epochs = defaults["epochs"] if epochs is None else epochs
     lr = defaults["lr"] if lr is None else lr
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+        raise ValueError(f"epochs must be a number > 0 (one epoch = one pass over the retain loader; a fraction "
+                         f"caps the steps), got {epochs!r}")
     if not lr >= 0:
         raise ValueError(f"lr must be >= 0, got {lr!r}")
     return epochs, float(lr)
 
 
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, *,
-               target: str = "decouple", stages=ALIF_STAGES, epochs: int | None = None, lr: float | None = None,
+               target: str = "decouple", stages=ALIF_STAGES, epochs: float | None = None, lr: float | None = None,
                momentum: float = 0.9, max_steps: int | None = None, retain_ce: float = 1.0,
                forget_weight: float = 1.0, roll_steps=(-1, 1), quantiles: int = 101,
                freeze_bn_stats: bool = False, seed: int | None = None, record: list | None = None) -> nn.Module:
     """Unlearn ``forget_loader`` from ``net`` with ALIF; changes ``net`` in place and returns it (eval mode).
 
-    An epoch is one pass over the retain loader, the forget loader cycled alongside; ``max_steps``
-    caps the total number of steps. ``epochs`` and ``lr`` default per setting (:data:`ALIF_DEFAULTS`).
+    An epoch is one pass over the retain loader, the forget loader cycled alongside (a fraction caps
+    the steps at ``round(epochs * len(retain_loader))``, as every method here); ``max_steps`` caps the
+    total number of steps too. ``epochs`` and ``lr`` default per setting (:data:`ALIF_DEFAULTS`).
     SGD with ``momentum`` trains the auxiliary layers (no weight decay: it would pull them towards 0,
     not towards the identity). ``seed`` fixes the roll steps of ``target="decouple"`` (the loaders'
     own generators fix the data order). Pass a list as ``record`` to receive one dict per step:
@@ -223,61 +225,50 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
     if quantiles < 2:
         raise ValueError(f"quantiles must be >= 2, got {quantiles!r}")
     epochs, lr = alif_settings(net, epochs, lr)
+    steps_in(retain_loader, epochs, "retain loader")  # an empty retain loader fails here, before any training
+    if max_steps is not None:
+        epochs = min(epochs, max_steps / len(retain_loader))
     convs = alif_convolutions(net, tuple(stages))
     num_classes = num_classes_of(net)
-    device = model_device(net)
     table = unseen_quantiles(net, validation_loader, num_classes, quantiles) if target == "unseen" else None
     teacher = frozen_copy(net)
-    was_trainable = [param.requires_grad for param in net.parameters()]
-    for param in net.parameters():
-        param.requires_grad_(False)
-    mixers = AuxiliaryMixers(convs)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     rolls = torch.tensor(roll_steps)
-    optimizer = torch.optim.SGD(mixers.parameters, lr=lr, momentum=momentum)
-    net.train()
-    if freeze_bn_stats:
-        for module in net.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-    step, total = 0, None if max_steps is None else max_steps
+    forget_batches = cycle(forget_loader, "forget loader")
+    last = {}  # the step's batch accuracies, for `record`
+
+    def loss_fn(student: nn.Module, retain_x: torch.Tensor, retain_y: torch.Tensor) -> torch.Tensor:
+        forget_x, forget_y = batch_on(next(forget_batches), retain_x.device)
+        student_forget, student_retain = student(forget_x), student(retain_x)
+        with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
+            if target == "decouple":
+                teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
+                    [len(forget_x), len(retain_x)])
+            else:
+                teacher_retain = teacher(retain_x)
+        loss = kl_to_teacher(student_retain, teacher_retain) + retain_ce * F.cross_entropy(student_retain, retain_y)
+        if target == "decouple":
+            shift = int(rolls[torch.randint(len(rolls), (1,), generator=rng)])
+            forget_loss = kl_to_teacher(student_forget, torch.roll(teacher_forget, shifts=shift, dims=1))
+        else:
+            confidences = alif_confidences(student_forget, forget_y)
+            forget_loss = F.smooth_l1_loss(confidences, unseen_targets(confidences, forget_y, table))
+        if record is not None:
+            last.update(facc=(student_forget.argmax(1) == forget_y).float().mean().item(),
+                        racc=(student_retain.argmax(1) == retain_y).float().mean().item())
+        return loss + forget_weight * forget_loss
+
+    def record_step(step: int, loss: torch.Tensor) -> None:
+        record.append({"step": step, "loss": loss.item(), **last})
+
+    mixers = AuxiliaryMixers(convs)
     try:
-        for _ in range(epochs):
-            forget_batches = cycle(forget_loader, "forget loader")
-            for retain_batch in retain_loader:
-                if total is not None and step >= total:
-                    break
-                retain_x, retain_y = batch_on(retain_batch, device)
-                forget_x, forget_y = batch_on(next(forget_batches), device)
-                student_forget, student_retain = net(forget_x), net(retain_x)
-                with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
-                    if target == "decouple":
-                        teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
-                            [len(forget_x), len(retain_x)])
-                    else:
-                        teacher_retain = teacher(retain_x)
-                loss = kl_to_teacher(student_retain, teacher_retain) + retain_ce * F.cross_entropy(student_retain, retain_y)
-                if target == "decouple":
-                    shift = int(rolls[torch.randint(len(rolls), (1,), generator=rng)])
-                    forget_loss = kl_to_teacher(student_forget, torch.roll(teacher_forget, shifts=shift, dims=1))
-                else:
-                    confidences = alif_confidences(student_forget, forget_y)
-                    forget_loss = F.smooth_l1_loss(confidences, unseen_targets(confidences, forget_y, table))
-                loss = loss + forget_weight * forget_loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if record is not None:
-                    record.append({
-                        "step": step, "loss": loss.item(),
-                        "facc": (student_forget.argmax(1) == forget_y).float().mean().item(),
-                        "racc": (student_retain.argmax(1) == retain_y).float().mean().item(),
-                    })
-                step += 1
+        # only the A's train (net's own parameters frozen, restored after); no weight decay
+        fine_tune(net, retain_loader, epochs=epochs, lr=lr, momentum=momentum, weight_decay=0.0, schedule="constant",
+                  params=mixers.parameters, loss_fn=loss_fn, freeze_bn_stats=freeze_bn_stats,
+                  after_step=record_step if record is not None else None)
         mixers.fold()
     finally:
         mixers.detach()
-        for param, trainable in zip(net.parameters(), was_trainable):
-            param.requires_grad_(trainable)
         net.eval()
     return net

@@ -1,7 +1,13 @@
 """SRFL -- Simple Rolling in Forget Logits -- with the challenge's entry point, in two variants.
 
-A frozen copy of the original model is the teacher; only the student's first two backbone stages
-(parameters whose name contains ``layer1`` or ``layer2``) train. Each step takes one retain batch and
+A frozen copy of the original model is the teacher; the student trains only the parameters of its
+top-level submodules ``layer1`` and ``layer2`` (:func:`~starter_kit.unlearning_steps.stage_parameters`):
+every convolution weight, batch-norm weight and bias of those stages, ``layer2``'s downsample shortcut
+included -- on torchvision's resnet18 the first four of its eight blocks, on the digits SmallResNet two
+blocks of three. Everything else (the stem ``conv1``/``bn1``, ``layer3``, ``layer4`` where there is one,
+``fc``) keeps its weights. (The author's code selects parameters whose *name contains* "layer1" or
+"layer2"; on these models that is the same set.) A model without ``layer1`` and ``layer2`` is refused
+before any training. Each step takes one retain batch and
 one forget batch (the forget loader cycles); the teacher's forget logits are rolled along the class
 axis by a step drawn at random from the variant's roll set, so every forget example is pulled towards
 another class. One loss function, :func:`srfl_loss`, with named weights (:class:`SRFLWeights`)
@@ -48,8 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, frozen_copy, inverse_frequency_weights, kl_to_teacher,
-                                          lr_factor, model_device, num_classes_of, steps_in, trainable_only)
+from unlearning_mock.starter_kit.unlearning_steps import (batch_on, cycle, fine_tune, frozen_copy,
+                                                          inverse_frequency_weights, kl_to_teacher, lr_factor,
+                                                          model_device, num_classes_of, stage_parameters, steps_in)
 
 SRFL_STAGES = ("layer1", "layer2")
 
@@ -195,41 +202,34 @@ def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=N
         raise ValueError(f"roll_steps must be non-empty and exclude 0 (a roll by 0 changes nothing), got {steps}")
     weights = settings["weights"]
 
-    device = model_device(net)
     total = steps_in(retain_loader, epochs, "retain loader")
     lr_factor(schedule, 0, total, len(retain_loader))  # an unknown schedule fails here, before any training
+    trainable = stage_parameters(net, SRFL_STAGES, "SRFL")
     teacher = frozen_copy(net)
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
     choices = torch.tensor(steps)
-    with trainable_only(net, SRFL_STAGES, "SRFL") as trainable:
-        cw = srfl_class_weights(class_weights, retain_loader, net) if weights.ce_retain else None
-        optimizer = torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        forget_batches = cycle(forget_loader, "forget loader")
-        net.train()  # the author's code: every batch-norm layer in train mode, frozen ones included
-        try:
-            for step, retain_batch in zip(range(total), cycle(retain_loader, "retain loader")):
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * lr_factor(schedule, step, total, len(retain_loader))
-                retain_x, retain_y = batch_on(retain_batch, device)
-                forget_x, forget_y = batch_on(next(forget_batches), device)
-                with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
-                    teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
-                        [len(forget_x), len(retain_x)])
-                shift = int(choices[torch.randint(len(choices), (1,), generator=rng)])
-                student_forget, student_retain = net(forget_x), net(retain_x)
-                loss = srfl_loss(student_forget, teacher_forget, shift, student_retain, teacher_retain,
-                                 retain_y, weights, cw)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if record is not None:
-                    record.append({
-                        "step": step, "epoch": step // len(retain_loader), "lr": optimizer.param_groups[0]["lr"],
-                        "loss": loss.item(), "shift": shift,
-                        "facc": (student_forget.argmax(1) == forget_y).float().mean().item(),
-                        "racc": (student_retain.argmax(1) == retain_y).float().mean().item(),
-                    })
-        finally:
-            net.eval()
-    return net
+    cw = srfl_class_weights(class_weights, retain_loader, net) if weights.ce_retain else None
+    forget_batches = cycle(forget_loader, "forget loader")
+    last = {}  # the step's shift and batch accuracies, for `record`
 
+    def loss_fn(student: nn.Module, retain_x: torch.Tensor, retain_y: torch.Tensor) -> torch.Tensor:
+        forget_x, forget_y = batch_on(next(forget_batches), retain_x.device)
+        with torch.no_grad():  # the teacher is in eval mode: one pass over both batches is the same
+            teacher_forget, teacher_retain = teacher(torch.cat([forget_x, retain_x])).split(
+                [len(forget_x), len(retain_x)])
+        shift = int(choices[torch.randint(len(choices), (1,), generator=rng)])
+        student_forget, student_retain = student(forget_x), student(retain_x)
+        if record is not None:
+            last.update(shift=shift, facc=(student_forget.argmax(1) == forget_y).float().mean().item(),
+                        racc=(student_retain.argmax(1) == retain_y).float().mean().item())
+        return srfl_loss(student_forget, teacher_forget, shift, student_retain, teacher_retain, retain_y, weights, cw)
+
+    def record_step(step: int, loss: torch.Tensor) -> None:
+        record.append({"step": step, "epoch": step // len(retain_loader),
+                       "lr": lr * lr_factor(schedule, step, total, len(retain_loader)), "loss": loss.item(), **last})
+
+    # The author's code puts the whole network in train() mode (fine_tune does too): every batch norm,
+    # the frozen ones outside layer1/layer2 included, updates its running statistics.
+    return fine_tune(net, retain_loader, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                     schedule=schedule, params=trainable, loss_fn=loss_fn,
+                     after_step=record_step if record is not None else None)

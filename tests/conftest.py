@@ -32,3 +32,21 @@ def fresh_original(original):
 @pytest.fixture
 def loaders(digits):
     return make_loaders(digits, seed=0)
+
+
+@pytest.fixture(scope="session")
+def one_step_source() -> str:
+    """A real, cheap submission: one step of retain fine-tuning (``lr`` an option; 0 returns the original)."""
+    return '''
+import torch
+
+
+def unlearning(net, retain_loader, forget_loader, validation_loader, lr=0.01):
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train()
+    inputs, targets = next(iter(retain_loader))[:2]
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(net(inputs), targets).backward()
+    optimizer.step()
+    return net.eval()
+'''

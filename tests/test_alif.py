@@ -104,6 +104,16 @@ def test_decouple_lowers_forget_accuracy_more_than_retain_accuracy(original, loa
     assert retain - forget > 0.05
 
 
+def test_fractional_epochs_cap_the_steps_and_max_steps_caps_them_further(original, loaders):
+    record = []
+    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, loaders.validation, epochs=0.5, record=record)
+    assert [row["step"] for row in record] == list(range(round(0.5 * len(loaders.retain))))
+    capped = []
+    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, loaders.validation, epochs=1.5, max_steps=5,
+               record=capped)
+    assert len(capped) == 5
+
+
 def test_unseen_moves_forget_confidences_towards_the_validation_ones(digits, original):
     # On digits the original barely memorises (its forget confidences already look like validation ones),
     # so the "unseen" reference is made clearly lower here: noisy validation images.

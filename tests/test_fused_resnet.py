@@ -1,12 +1,20 @@
 """Fused ResNet-18s (one grouped module) against torchvision's resnet18 trained and measured one at a time.
 
-Tolerances: fused and lone models run the same float operations except that grouped and ordinary
-convolutions accumulate in different orders (~1e-7 relative per step). In float64 the two training
-paths agree to ~1e-15 (measured: 4 SGD steps with crop+flip). In float32 a few steps of a ResNet-18
-on 16-32 images amplify that rounding (batch norm over 16 values at layer4's 1x1 resolution):
-weights agree to <= 1e-4 relative (whole parameter vector, norm), eval logits to <= 1e-2 relative,
-and the difference is a small share of what training moved the weights -- a wrong data order,
-augmentation draw, class weight or checkpoint choice gives differences of the size of the update.
+What is guaranteed, and how it is tested. Fused and lone models run the same float operations except that
+grouped and ordinary convolutions accumulate in different orders. In float64 the two training paths agree
+to ~1e-16 relative (measured: 4 SGD steps with crop+flip, 3.3e-16 at worst), so the float64 test demands
+1e-10: any difference in data order, augmentation draw, class weight or checkpoint choice breaks it by
+orders of magnitude (a wrong data order moves the weights by ~0.3 of the whole update).
+
+In float32 the first step's gradients already differ by ~7e-6 relative (rounding through eight blocks of
+batch norm), and a few training steps of this tiny problem amplify such differences by orders of
+magnitude, unevenly between models: after the kit recipe's 4 steps the three models differ by 1.1e-3,
+9.6e-5 and 5.3e-4 relative (2 threads; 1.35e-3, 8.8e-5, 5.0e-6 with 1 thread; eval logits up to 4.6e-2
+relative). That is the run's own sensitivity, not fusing: a *lone* run of model 0 from weights nudged by
+one float32 rounding (relative 1.2e-7) ends 1.8e-2 of the update away from the un-nudged one, further than
+the fused run (7.9e-3). So float32 is held only to "the difference is a small share of what training moved
+the weights": at most 5% (measured: fused <= 0.8%, a one-rounding nudge <= 1.8%, a wrong data order 28-32%).
+The Kaggle recipe (Adam, 3 steps) stays far closer and keeps its tighter float32 bounds.
 """
 
 import copy
@@ -42,16 +50,21 @@ def _fresh(seeds=SEEDS):
     return models
 
 
-def _train_both(inputs, targets, recipe, validation=None):
-    """(initial, fused-trained, one-at-a-time-trained models, fused epochs, lone epochs)."""
-    initial, fused, alone = _fresh(), _fresh(), _fresh()
+def _train_both(inputs, targets, recipe, validation=None, dtype=torch.float32):
+    """(initial, fused-trained, one-at-a-time-trained models, fused epochs, lone epochs), all in ``dtype``."""
+    initial, fused, alone = ([m.to(dtype) for m in _fresh()] for _ in range(3))
+    inputs = inputs.to(dtype)
+    validation = None if validation is None else (validation[0].to(dtype), validation[1])
     fused_epochs = train_in_place(fused, inputs, targets, recipe, SEEDS, validation=validation)
     lone_epochs = [train_in_place([m], inputs, targets, recipe, [s], validation=validation)
                    for m, s in zip(alone, SEEDS)]
     return initial, fused, alone, fused_epochs, lone_epochs
 
 
-def _assert_same_models(initial, fused, alone, probe):
+def _assert_same_models(initial, fused, alone, probe, relative=1e-4, share_of_update=0.05, logits=1e-2):
+    """Fused and lone models agree: weights to ``relative`` of their norm (whole vector) and to
+    ``share_of_update`` of what training moved them, eval logits on ``probe`` to ``logits`` of their size
+    (None skips a bound); integer buffers (step counters) exactly."""
     for start, f, a in zip(initial, fused, alone):
         assert type(f) is torchvision.models.ResNet and not f.training
         fs, as_, s0 = f.state_dict(), a.state_dict(), start.state_dict()
@@ -62,19 +75,28 @@ def _assert_same_models(initial, fused, alone, probe):
         floats = [n for n in fs if fs[n].is_floating_point()]
         fv, av, iv = (torch.cat([s[n].flatten() for n in floats]) for s in (fs, as_, s0))
         difference = (fv - av).norm()
-        assert difference <= 1e-4 * av.norm()
-        assert difference <= 0.05 * (av - iv).norm()       # training moved them 20x more than rounding did
-        with torch.no_grad():
-            fl, al = f(probe), a(probe)
-        assert (fl - al).abs().max() <= 1e-2 * al.abs().max()
+        if relative is not None:
+            assert difference <= relative * av.norm()
+        assert difference <= share_of_update * (av - iv).norm()
+        if logits is not None:
+            with torch.no_grad():
+                fl, al = f(probe.to(fv.dtype)), a(probe.to(fv.dtype))
+            assert (fl - al).abs().max() <= logits * al.abs().max()
 
 
-def test_fused_kit_recipe_equals_one_at_a_time(cifar):
-    """CIFAR-10 kit recipe (SGD, momentum, weight decay, crop+flip, cosine): G = 3 fused vs one at a time."""
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_kit_recipe_equals_one_at_a_time(cifar, dtype):
+    """CIFAR-10 kit recipe (SGD, momentum, weight decay, crop+flip, cosine): G = 3 fused vs one at a time;
+    in float64 to 1e-10, in float32 to 5% of the update (module docstring: why no tighter)."""
     inputs, targets = cifar.retain
-    initial, fused, alone, fused_epochs, lone_epochs = _train_both(inputs[:32], targets[:32], KIT_RECIPE)
+    initial, fused, alone, fused_epochs, lone_epochs = _train_both(inputs[:32], targets[:32], KIT_RECIPE,
+                                                                   dtype=dtype)
     assert fused_epochs is None and lone_epochs == [None] * 3
-    _assert_same_models(initial, fused, alone, cifar.test_inputs)
+    if dtype == torch.float64:
+        _assert_same_models(initial, fused, alone, cifar.test_inputs, relative=1e-10, share_of_update=1e-9,
+                            logits=1e-10)
+    else:
+        _assert_same_models(initial, fused, alone, cifar.test_inputs, relative=None, share_of_update=0.05, logits=None)
     bn = "layer4.1.bn2.running_var"        # running statistics moved, per model
     assert not torch.equal(fused[0].state_dict()[bn], initial[0].state_dict()[bn])
     assert not torch.allclose(fused[0].state_dict()[bn], fused[1].state_dict()[bn])

@@ -15,15 +15,19 @@ from unlearning_mock.methods.settings import method_options, setting_of
 from unlearning_mock.starter_kit.data import TensorPairs, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 
-REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("methods.")]
+REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("unlearning_mock.methods.")]
 
-# Measured on digits (seed 0 loaders): at their defaults these do NOT leave forget examples less confidently
-# known than retain ones (retain - forget confidence gap 0.06 to 0.23 vs the original's 0.22). Their
-# direction test is a strict xfail: it fails loudly if that changes.
-NOT_FORGETTING_ON_DIGITS = {"msg", "scrub", "ft-kaggle", "ft-kit", "rni"}  # rni: gap 0.216 vs the original's 0.224
-# Borderline on digits: the gap depends on float rounding (torch thread count) -- measured 0.233 with 2 threads
-# (fails: needs > 0.274) and above the bar with 1 thread. Not strict, so either outcome is accepted.
-BORDERLINE_ON_DIGITS = {"team-forget"}
+# Measured on digits (seed 0 loaders, torch 2.14.1). The digits original itself depends on float rounding: trained
+# with 2 threads (as pytest does here) its own retain - forget confidence gap is 0.261 (bar 0.311), with 1 thread
+# 0.319 (bar 0.369). At their defaults these do NOT leave forget examples clearly less confidently known than
+# retain ones under either original -- 2 threads / 1 thread: msg 0.085 / 0.151, kde 0.297 / 0.290, and rni, scrub,
+# ft-kaggle, ft-kit below the bar in both runs (1 thread: 0.186, 0.170, 0.251, 0.277). Their direction test is a
+# strict xfail: it fails loudly if that changes.
+NOT_FORGETTING_ON_DIGITS = {"msg", "kde", "rni", "scrub", "ft-kaggle", "ft-kit"}
+# These flip with the original's rounding -- 2 threads / 1 thread: cfw 0.704 / 0.341, team-forget 0.220 / 0.778 --
+# so their direction test is a non-strict xfail: either outcome is accepted. (From the layout move until this
+# fix the filter above matched nothing and no per-method test ran.)
+BORDERLINE_ON_DIGITS = {"cfw", "team-forget"}
 _RUNS = {}
 
 
@@ -66,6 +70,11 @@ def test_registry_lists_every_required_method_with_its_rank():
         assert importlib.import_module(get_entry(name).module).__doc__.strip(), f"{name} has no docstring"
 
 
+def test_the_per_method_tests_below_see_every_reference_method():
+    # (after the layout move the filter matched nothing and every per-method test was silently skipped)
+    assert len(REFERENCE) == 16 and {"fcs", "kde", "scrub", "bad-teacher"} <= set(REFERENCE)
+
+
 def test_unknown_method_is_a_clear_error_listing_the_known_ones():
     with pytest.raises(ValueError, match="unknown method 'nope'.*fcs.*bad-teacher"):
         load_method("nope")
@@ -73,13 +82,13 @@ def test_unknown_method_is_a_clear_error_listing_the_known_ones():
 
 def test_unknown_option_is_a_clear_error_listing_the_method_options(original):
     with pytest.raises(ValueError, match=r"fcs: unknown option\(s\) \['epoch'\]; its options are .*rounds"):
-        method_options(original, importlib.import_module("methods.fcs").DEFAULTS, {"epoch": 3}, "fcs")
+        method_options(original, importlib.import_module("unlearning_mock.methods.fcs").DEFAULTS, {"epoch": 3}, "fcs")
 
 
 def test_settings_follow_the_model_type(original):
     assert setting_of(original) == "digits"
     assert setting_of(resnet18()) == "resnet18"
-    fcs = importlib.import_module("methods.fcs").DEFAULTS
+    fcs = importlib.import_module("unlearning_mock.methods.fcs").DEFAULTS
     assert fcs["resnet18"]["retain_epochs_per_round"] == 1.0
     assert fcs["digits"]["retain_epochs_per_round"] == pytest.approx(20 / 30)
 
@@ -118,11 +127,11 @@ def test_method_contract_determinism_and_change(name, original, digits):
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="measured: does not forget on digits"))
     if name in NOT_FORGETTING_ON_DIGITS else
-    pytest.param(name, marks=pytest.mark.xfail(strict=False, reason="borderline on digits, see BORDERLINE_ON_DIGITS"))
+    pytest.param(name, marks=pytest.mark.xfail(strict=False, reason="flips with float rounding, see BORDERLINE_ON_DIGITS"))
     if name in BORDERLINE_ON_DIGITS else name for name in REFERENCE])
 def test_method_moves_forget_confidence_down(name, original, digits):
     """Every method here intends forget examples to end up less confidently known than retain examples
-    (the original, trained on both, knows both about equally: a gap of about 0.2 in logit confidence)."""
+    (the original, trained on both, knows both about equally: a gap of 0.26-0.32 in logit confidence)."""
     net, _ = unlearned_once(name, original, digits)
     assert forget_gap(net, digits) > forget_gap(original, digits) + 0.05, name
 

@@ -63,7 +63,7 @@ def method_function(method: str):
     return module.unlearning
 
 
-def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".cache", seed: int = 0):
+def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=None, seed: int = 0):
     """(original model in eval mode, loaders) of the setting ``name``."""
     if name == "digits":
         from unlearning_mock.starter_kit.models import SmallResNet
@@ -97,7 +97,7 @@ def last_fifth(frame: pd.DataFrame) -> dict:
 
 
 def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides: dict | None = None,
-               kaggle_dir="mock_kaggle_input", cache_dir=".cache") -> tuple[pd.DataFrame, pd.DataFrame]:
+               kaggle_dir="mock_kaggle_input", cache_dir=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every variant of ``method`` on every setting; (per-step curve, per-run summary).
 
     ``overrides`` replaces the curve's keyword arguments (e.g. ``{"epochs": 1}`` for a quick look).
@@ -153,15 +153,15 @@ def plot_curves(curve: pd.DataFrame, path: Path, method: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.reports.curve", description=__doc__.splitlines()[0])
+def main(argv=None, prog: str = "unlearning-mock curve") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=sorted(METHODS), default="srfl")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {SETTINGS}")
     parser.add_argument("--epochs", type=float, default=None, help="override the curve's epochs on every setting")
     parser.add_argument("--lr", type=float, default=None, help="override the curve's lr on every setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kaggle-dir", default="mock_kaggle_input")
-    parser.add_argument("--cache-dir", default=".cache")
+    parser.add_argument("--cache-dir", default=None, help="default: $UNLEARNING_CACHE_DIR or the user's cache folder")
     parser.add_argument("--output-dir", default="outputs")
     args = parser.parse_args(argv)
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
@@ -169,8 +169,6 @@ def main(argv=None) -> None:
     if unknown or not settings:
         parser.error(f"--settings takes names from {SETTINGS}, got {args.settings!r}")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
-    if "epochs" in overrides and float(overrides["epochs"]).is_integer():  # ALIF takes whole epochs only
-        overrides["epochs"] = int(overrides["epochs"])
     try:
         curve, summary = run_curves(args.method, settings, args.seed, overrides, args.kaggle_dir, args.cache_dir)
     except ValueError as error:

@@ -1,0 +1,64 @@
+"""What a *setting* is (:class:`Setting`), and the registry the settings register into.
+
+A setting is everything the evaluator needs to re-create one challenge setting: the data and its split,
+how to build the model, the recipe that trains the original and every oracle, the loaders' batch size
+and batch shape, the kit's baseline, and optionally published original weights.
+
+Each setting's module defines a builder and registers it under its name with
+:func:`register_setting` (``starter_kit/digits.py``, ``mnist_groups.py``, ``cifar10.py``, ``kaggle.py``); this module imports
+none of them, so no import circle forms. :func:`starter_kit.settings.load_setting` builds one by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
+from unlearning_mock.starter_kit.data import UnlearningData
+from unlearning_mock.starter_kit.training import Recipe
+
+
+@dataclass
+class Setting:
+    name: str
+    data: UnlearningData
+    make_model: Callable[[], nn.Module]
+    recipe: Recipe
+    batch_size: int = 64
+    dict_batches: bool = False
+    baseline: Callable = kaggle_sample_unlearning
+    baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
+    original_weights: Path | None = None     # published original weights; trained (and cached) when None
+    original_recipe: Recipe | None = None    # the original's recipe when it differs from the oracles' (``recipe``)
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def recipe_of_original(self) -> Recipe:
+        """How the original model is trained: ``original_recipe``, else the oracles' ``recipe``."""
+        return self.original_recipe or self.recipe
+
+
+SETTING_BUILDERS: dict[str, Callable[..., Setting]] = {}
+"""Setting name -> its builder, in registration order (filled by :func:`register_setting`)."""
+
+
+def register_setting(name: str):
+    """Decorator: register ``builder(data_dir?, **options) -> Setting`` under ``name``."""
+    def register(builder: Callable[..., Setting]) -> Callable[..., Setting]:
+        if name in SETTING_BUILDERS and SETTING_BUILDERS[name] is not builder:
+            raise ValueError(f"a setting named {name!r} is registered already ({SETTING_BUILDERS[name].__module__}); "
+                             "choose another name")
+        SETTING_BUILDERS[name] = builder
+        return builder
+    return register
+
+
+def setting_builder(name: str) -> Callable[..., Setting]:
+    """The builder registered under ``name``; an unknown name is a ``ValueError`` listing the known ones."""
+    if name not in SETTING_BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(SETTING_BUILDERS)}")
+    return SETTING_BUILDERS[name]
