@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--num-models", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--cache-dir", default=os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
+    parser.add_argument("--cache-dir", default=None, help="default: the evaluator's cache folder")
     args = parser.parse_args()
     config = EvalConfig(num_models=max(2, args.num_models), cache_dir=args.cache_dir, progress=False, submissions=())
     evaluation = Evaluation(config, log=lambda *_: None)   # the original model (trained once, cached)
