@@ -8,7 +8,7 @@ every worker and call process), the mean time of one call as each measures it, a
 previous (issue #20's target for the wall time: <= 1.15), after checking both give the same figures. On a
 shared machine the wall time moves with the load; the CPU time much less.
 
-    python benchmarks/bench_isolation.py [--num-models 512] [--workers 2] [--repeats 1]
+    python benchmarks/bench_isolation.py [--num-models 512] [--workers 2] [--repeats 1] [--submission baseline]
 """
 
 from __future__ import annotations
@@ -73,11 +73,13 @@ def main() -> None:
     parser.add_argument("--num-models", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--submission", default="baseline", help="the method whose calls are run (default: the kit "
+                                                                     "baseline; e.g. submission.unlearning)")
     parser.add_argument("--cache-dir", default=None, help="default: the evaluator's cache folder")
     args = parser.parse_args()
     config = EvalConfig(num_models=max(2, args.num_models), cache_dir=args.cache_dir, progress=False, submissions=())
     evaluation = Evaluation(config, log=lambda *_: None)   # the original model (trained once, cached)
-    method = method_from_spec("baseline", baseline_function=evaluation.setting.baseline)
+    method = method_from_spec(args.submission, baseline_function=evaluation.setting.baseline)
     seeds = seeds_for(0, "unlearning", args.num_models)
     jobs = [J.UnlearningJob(evaluation.context, method, i, (seeds[i],), Limits()) for i in range(args.num_models)]
     print(f"load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
@@ -97,7 +99,7 @@ def main() -> None:
     ratio = float(np.median(walls["isolated"]) / np.median(walls["previous"]))
     cpu_ratio = float(np.median(cpus["isolated"]) / np.median(cpus["previous"]))
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    print(f"\n{args.num_models} kit-baseline runs on digits, {args.workers} workers x 1 thread, median of {args.repeats}: "
+    print(f"\n{args.num_models} {method.name} runs on digits, {args.workers} workers x 1 thread, median of {args.repeats}: "
           f"wall isolated {np.median(walls['isolated']):.1f} s, previous pool {np.median(walls['previous']):.1f} s, "
           f"ratio {ratio:.3f} (target <= 1.15); CPU isolated {np.median(cpus['isolated']):.1f} s, previous "
           f"{np.median(cpus['previous']):.1f} s, ratio {cpu_ratio:.3f}; identical figures: {same}")
