@@ -1,13 +1,19 @@
-"""Unpacking the two batch shapes the challenge used.
+"""Batches: unpacking the two batch shapes the challenge used, and cutting a set into batches.
 
 The CIFAR-10 starting kit yields ``(inputs, targets)`` tuples; the Kaggle scorer yields dicts
 ``{"image": ..., "age_group": ...}`` (plus other columns). Everything in this project that reads a
 batch goes through :func:`split_batch`, so both shapes work everywhere.
+
+Every loop that cuts a set into batches -- the training recipe's and the loaders handed to the methods
+(:class:`NoSingletonBatches`) -- cuts it with :func:`batch_sizes`: a last batch of a single example is
+merged into the batch before it, because batch norm cannot train on one example ("Expected more than 1
+value per channel when training"): digits at batch 8 has 1,257 = 157 x 8 + 1 training images.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.utils.data import Sampler
 
 IMAGE_KEY = "image"
 LABEL_KEY = "age_group"
@@ -29,3 +35,42 @@ def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
         "a batch must be an (inputs, targets) tuple or a dict with 'image' and 'age_group', "
         f"got {type(batch).__name__}"
     )
+
+
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """Sizes of the consecutive batches that cut ``n`` examples at ``batch_size``; a last batch of one
+    example joins the one before it (so that batch holds ``batch_size + 1``)."""
+    if batch_size < 1 or n < 0:
+        raise ValueError(f"batches need batch_size >= 1 and n >= 0, got batch_size={batch_size}, n={n}")
+    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    if len(sizes) > 1 and sizes[-1] == 1 and batch_size > 1:
+        sizes[-2:] = [batch_size + 1]
+    return sizes
+
+
+class NoSingletonBatches(Sampler):
+    """A batch sampler: ``sampler``'s indices in batches of ``batch_size`` (as ``BatchSampler``), except that a
+    last batch of one example joins the batch before it (:func:`batch_sizes`). With a loader's own sampler
+    and generator it yields the same batches as ``DataLoader(batch_size=...)`` wherever no such batch occurs."""
+
+    def __init__(self, sampler, batch_size: int):
+        self.sampler, self.batch_size = sampler, batch_size
+        batch_sizes(len(sampler), batch_size)   # bad sizes fail here
+
+    def __len__(self) -> int:
+        return len(batch_sizes(len(self.sampler), self.batch_size))
+
+    def __iter__(self):
+        batch, previous = [], None
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                if previous is not None:
+                    yield previous
+                previous, batch = batch, []
+        if previous is not None and len(batch) == 1 and self.batch_size > 1:
+            previous, batch = previous + batch, []
+        if previous is not None:
+            yield previous
+        if batch:
+            yield batch

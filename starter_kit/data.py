@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY
+from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY, NoSingletonBatches
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_FORGET_SEED = 1
@@ -157,12 +157,15 @@ class Loaders(NamedTuple):
 
 def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
                  dict_batches: bool = False) -> Loaders:
-    """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order."""
+    """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order; a last
+    batch of one example joins the batch before it (:func:`~starter_kit.batches.batch_sizes`)."""
 
     def loader(inputs, targets, shuffle, offset, columns=None):
+        # DataLoader(batch_size, shuffle, generator) but for a last batch of one example (merged: batches.py)
         generator = torch.Generator().manual_seed(seed * 4 + offset) if shuffle else None
-        return DataLoader(TensorPairs(inputs, targets, dict_batches, columns), batch_size=batch_size,
-                          shuffle=shuffle, generator=generator)
+        pairs = TensorPairs(inputs, targets, dict_batches, columns)
+        order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
+        return DataLoader(pairs, batch_sampler=NoSingletonBatches(order, batch_size), generator=generator)
 
     def columns_at(idx):
         return {key: np.asarray(values)[idx] for key, values in data.extra_columns.items()}
