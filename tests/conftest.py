@@ -32,3 +32,11 @@ def fresh_original(original):
 @pytest.fixture
 def loaders(digits):
     return make_loaders(digits, seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_profile():
+    """The digits setting's profile, as the evaluator passes it to a method that declares ``profile``."""
+    from unlearning_mock.starter_kit.settings import load_setting
+
+    return load_setting("digits").profile
