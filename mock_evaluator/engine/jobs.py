@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures, stack_figures
-from unlearning_mock.mock_evaluator.method import Method, load_function
+from unlearning_mock.mock_evaluator.method import Method, call_keywords, load_function
 from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import train_models
@@ -197,13 +197,14 @@ def _run_unlearning(job: UnlearningJob) -> JobResult:
     loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
     method = job.method
     unlearn = setting.baseline if method.kind == "baseline" else load_function(method.kind, method.target)
+    keywords = call_keywords(unlearn, method.option_dict, setting.profile)   # (outside the timed call)
     torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
     np.random.seed(seed % 2**32)
     random.seed(seed)
     clock_starts()
     start = time.perf_counter()
     try:
-        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
+        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **keywords)
         seconds = time.perf_counter() - start
         check_unlearned(net, returned, original_state)
         figures = model_figures(net, setting.data)

@@ -44,7 +44,8 @@ DECOUPLED_RETAIN_MIN = 0.85
 LAST_FRACTION = 0.2
 
 # method -> where its `unlearning` lives, the option that selects the variant, its values (the first is
-# the default variant), and the curve's keyword arguments per setting ({} = the method's own defaults).
+# the default variant), and the curve's keyword arguments per setting ({} = the method's own defaults in
+# that setting, from its profile).
 METHODS = {
     "srfl": {"module": "unlearning_mock.submission.unlearning", "option": "variant", "values": ("submitted", "seed"),
              "curve": {"digits": {"epochs": 8, "lr": 1e-2}, "kaggle": {"epochs": 3, "lr": 1e-2}}},
@@ -68,7 +69,7 @@ def method_function(method: str):
 
 
 def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".cache", seed: int = 0):
-    """(original model in eval mode, loaders) of the setting ``name``, built by :func:`load_setting`."""
+    """(original model in eval mode, loaders, profile) of the setting ``name``, built by :func:`load_setting`."""
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose from {SETTINGS}")
     data_dir = None
@@ -78,7 +79,8 @@ def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".ca
             write_mock_kaggle_input(data_dir)
     setting = load_setting(name, data_dir)
     original = setting_original(setting, cache_dir=cache_dir, log=lambda *_: None)
-    return original, make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    return original, loaders, setting.profile
 
 
 def last_fifth(frame: pd.DataFrame) -> dict:
@@ -99,7 +101,7 @@ def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides
     spec = METHODS[method]
     steps, summary = [], []
     for setting in settings:
-        original, loaders = load_curve_setting(setting, kaggle_dir, cache_dir, seed)
+        original, loaders, profile = load_curve_setting(setting, kaggle_dir, cache_dir, seed)
         summary.append({"setting": setting, "variant": "original", "steps": 0,
                         **{part: accuracy(original, getattr(loaders, part)) for part in ("retain", "forget", "test")}})
         for value in spec["values"]:
@@ -108,7 +110,7 @@ def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides
             record: list[dict] = []
             options = {**spec["curve"].get(setting, {}), **(overrides or {})}
             unlearning(net, loaders.retain, loaders.forget, loaders.validation,
-                       **{spec["option"]: value}, **options, record=record)
+                       **{spec["option"]: value}, **options, record=record, profile=profile)
             frame = pd.DataFrame(record).assign(setting=setting, variant=value)
             steps.append(frame)
             summary.append({"setting": setting, "variant": value, "steps": len(frame),
