@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/unlearning-mock
+# the tool's cache (original models, oracles, finished runs): as the command resolves it
+CACHE := $(or $(UNLEARNING_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/unlearning-mock)
 
 N ?= 512
 KAGGLE_N ?= 4
@@ -26,18 +29,18 @@ test: setup
 
 # The project's main job: SRFL, the oracle reference and the kit baseline scored like the challenge.
 evaluate: setup
-	$(PY) -m mock_evaluator --num-models $(N) $(ARGS)
+	$(CLI) --num-models $(N) $(ARGS)
 
 # Every registered method (methods/registry.py) side by side, with intervals; ARGS="--methods fcs,ga" for a few.
 leaderboard: setup
-	$(PY) -m mock_evaluator leaderboard --num-models $(N) $(ARGS)
+	$(CLI) leaderboard --num-models $(N) $(ARGS)
 
 # The picture of "forget accuracy goes low while retain accuracy stays high" during one SRFL run.
 srfl-curve: setup
-	$(PY) -m unlearning_mock.mock_evaluator.reports.curve --method srfl
+	$(CLI) curve --method srfl
 
 alif-curve: setup
-	$(PY) -m unlearning_mock.mock_evaluator.reports.curve --method alif
+	$(CLI) curve --method alif
 
 # Optional: the Ray engine (--executor ray), and its overhead against the local process pool.
 install-ray: setup
@@ -48,25 +51,26 @@ bench-ray: install-ray
 
 bench: setup
 	$(PY) benchmarks/bench_metric.py
+	$(PY) benchmarks/bench_lira.py
 	$(PY) benchmarks/bench_oracles.py
 
 mock-kaggle-input: setup
-	$(PY) -m unlearning_mock.mock_evaluator.kaggle.mock_input --out mock_kaggle_input
+	$(CLI) mock-kaggle-input --out mock_kaggle_input
 
 # OPTIONS: keyword options of the packaged unlearning(), e.g. OPTIONS="--option target=unseen"
 package: setup
-	$(PY) -m unlearning_mock.mock_evaluator.kaggle.notebook --out dist --submission $(SUBMISSION) $(OPTIONS)
+	$(CLI) package --out dist --submission $(SUBMISSION) $(OPTIONS)
 
 package-run: package
-	$(PY) -m unlearning_mock.mock_evaluator.kaggle.notebook --out dist --submission $(SUBMISSION) $(OPTIONS) --run --input mock_kaggle_input --count $(KAGGLE_N)
+	$(CLI) package --out dist --submission $(SUBMISSION) $(OPTIONS) --run --input mock_kaggle_input --count $(KAGGLE_N)
 
 # The oracles use the mock input's own recipe (3 epochs, as its original; see mock_kaggle_input/mock_kaggle.json).
 score-zip: setup
-	$(PY) -m mock_evaluator score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models $(KAGGLE_N) $(ARGS)
+	$(CLI) score-zip dist/submission.zip --dataset kaggle --data-dir mock_kaggle_input --num-models $(KAGGLE_N) $(ARGS)
 
-# Reports and notebooks; `make clean-cache` also drops the cached original model, oracles and runs.
+# Reports and notebooks; `make clean-cache` also drops the cached original models, oracles and runs ($(CACHE)).
 clean:
 	rm -rf outputs dist .pytest_cache
 
 clean-cache: clean
-	rm -rf .cache mock_kaggle_input
+	rm -rf "$(CACHE)" mock_kaggle_input

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation  # noqa: E402
-from unlearning_mock.mock_evaluator.engine.local import make_executor  # noqa: E402
+from unlearning_mock.mock_evaluator.engine.executors import make_executor  # noqa: E402
 from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
 
 

@@ -1,12 +1,18 @@
-"""Command line: ``python -m mock_evaluator [options]`` and ``python -m mock_evaluator score-zip ZIP [options]``."""
+"""The command line: ``unlearning-mock [SUBCOMMAND] [options]`` (also ``python -m mock_evaluator`` in a clone).
+
+Subcommands: ``evaluate`` (the default: score submissions like the challenge), ``leaderboard`` (every registered
+method side by side), ``score-zip`` (a Kaggle submission.zip of checkpoints), ``package`` (the Kaggle notebook
+from a method file), ``mock-kaggle-input`` (the competition's folder layout made from digits), ``curve`` (per-step
+forget/retain accuracy of SRFL or ALIF). ``unlearning-mock SUBCOMMAND --help`` lists each one's options.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from unlearning_mock.mock_evaluator.evaluate import DEFAULT_CACHE_DIR, DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.engine.executors import EXECUTORS, executors_help
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
 from unlearning_mock.starter_kit.settings import DATASETS
@@ -34,20 +40,33 @@ class _SubmissionAction(argparse.Action):
         namespace.submissions = entries
 
 
+PROG = "unlearning-mock"
 DESCRIPTIONS = {
     "evaluate": "Score unlearning functions the way the NeurIPS 2023 Machine Unlearning Challenge did: N unlearned "
-                "copies of one original model against N models retrained from scratch. (Subcommands: "
-                "`python -m mock_evaluator score-zip --help`, `python -m mock_evaluator leaderboard --help`.)",
+                "copies of one original model against N models retrained from scratch. Other subcommands: "
+                "leaderboard, score-zip, package, mock-kaggle-input, curve (each with --help); --version.",
     "score-zip": "Score a Kaggle-style submission.zip of unlearned checkpoints.",
     "leaderboard": "Score every registered method (methods/registry.py) side by side against the same oracles, "
                    "with bootstrap intervals and rank agreement with the challenge's private leaderboard.",
 }
+SCORING_MODES = ("evaluate", "score-zip", "leaderboard")
+TOOLS = ("package", "mock-kaggle-input", "curve")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed_version
+
+    try:
+        return installed_version("unlearning-mock")
+    except PackageNotFoundError:  # run from a clone that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def _parser(mode: str) -> argparse.ArgumentParser:
     score_zip = mode == "score-zip"
-    parser = argparse.ArgumentParser(prog="python -m mock_evaluator" + (f" {mode}" if mode != "evaluate" else ""),
+    parser = argparse.ArgumentParser(prog=PROG + (f" {mode}" if mode != "evaluate" else ""),
                                      description=DESCRIPTIONS[mode])
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     if score_zip:
         parser.add_argument("zip", help="the submission.zip written by the notebook")
     elif mode == "leaderboard":
@@ -57,8 +76,8 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     else:
         parser.add_argument("--submission", action=_SubmissionAction, dest="submissions", default=None,
                             help="a .py file defining unlearning(net, retain_loader, forget_loader, validation_loader), "
-                                 "a project module (submission.alif, methods.fcs) or 'baseline'; repeat it to score "
-                                 f"several methods against the same oracles (default {DEFAULT_SUBMISSION})")
+                                 "a module of the tool (submission.alif, methods.fcs) or 'baseline'; repeat it to score "
+                                 f"several methods against the same oracles (default: SRFL, {DEFAULT_SUBMISSION})")
         parser.add_argument("--submission-option", action=_SubmissionAction, dest="submissions", metavar="KEY=VALUE",
                             help="a keyword option for the --submission before it (value: a Python literal, else a "
                                  "string); repeatable, e.g. --submission-option lr=0.02 --submission-option variant=seed")
@@ -70,8 +89,9 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="outputs", help="reports go to OUTPUT_DIR/RUN_NAME/")
     parser.add_argument("--run-name", default=None,
                         help="default: DATASET-SUBMISSION-nN-seedS (leaderboard: leaderboard-DATASET-nN-seedS)")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
-                        help="the original model, oracles and finished runs (default: $UNLEARNING_CACHE_DIR or .cache)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="the original model, oracles and finished runs (default: $UNLEARNING_CACHE_DIR, else "
+                             "$XDG_CACHE_HOME/unlearning-mock or ~/.cache/unlearning-mock)")
     parser.add_argument("--time-budget", type=float, default=0.2,
                         help="largest allowed mean unlearning time as a fraction of one retrain (challenge: about 0.2)")
     parser.add_argument("--warn-only", action="store_true", help="over budget: warn, but exit 0")
@@ -80,10 +100,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                         help="stop an unlearning run that takes longer and report it as the submission's failure "
                              "(default: 10 x the budgeted time of a run, i.e. 10 x TIME_BUDGET x the retrain time "
                              "measured in the run, at least 60 s)")
-    parser.add_argument("--executor", choices=("local", "inline", "ray"), default="local",
-                        help="local: spawned worker processes (a submission that hangs, exits or crashes cannot take "
-                             "the evaluator with it); inline: in this process, no isolation or timeout (debugging); "
-                             "ray: a Ray cluster (pip install -r requirements-ray.txt)")
+    parser.add_argument("--executor", choices=tuple(EXECUTORS), default="local", help=executors_help())
     parser.add_argument("--ray-address", default=None,
                         help="--executor ray: the cluster to join (default: $RAY_ADDRESS if set, else a local instance)")
     parser.add_argument("--gpus-per-job", type=float, default=0.0,
@@ -94,7 +111,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                              "part of the oracles' cache key")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
-    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle: epochs of the training recipe")
+    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 10)")
     parser.add_argument("--download", action="store_true", help="cifar10: download the data into --data-dir if missing")
     parser.add_argument("--forget-idx", default=None, help="cifar10: the kit's forget_idx.npy")
     parser.add_argument("--original-weights", default=None, help="cifar10: the kit's published original weights (.pth)")
@@ -118,11 +135,26 @@ def _config(args, submissions) -> EvalConfig:
                       executor=args.executor, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job)
 
 
+def _run_tool(name: str, argv: list[str]) -> int:
+    """The non-scoring subcommands: each module's own command line, under this program's name."""
+    if name == "package":
+        from unlearning_mock.mock_evaluator.kaggle.notebook import main as tool
+    elif name == "mock-kaggle-input":
+        from unlearning_mock.mock_evaluator.kaggle.mock_input import main as tool
+    else:
+        from unlearning_mock.mock_evaluator.reports.curve import main as tool
+    return tool(argv, prog=f"{PROG} {name}") or 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    mode = argv[0] if argv and argv[0] in ("score-zip", "leaderboard") else "evaluate"
+    mode = argv[0] if argv and argv[0] in SCORING_MODES + TOOLS else "evaluate"
+    if argv and argv[0] == mode:
+        argv = argv[1:]
+    if mode in TOOLS:
+        return _run_tool(mode, argv)
     score_zip = mode == "score-zip"
-    args = _parser(mode).parse_args(argv[1:] if mode != "evaluate" else argv)
+    args = _parser(mode).parse_args(argv)
     from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
 
     if args.num_models >= 2 and num_buckets(args.num_models) <= 2:
@@ -156,8 +188,7 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
     budget (0 with --warn-only), else 0."""
     for name, message in results["failures"].items():
         print(f"\nSUBMISSION ERROR: {message}", file=sys.stderr)
-    name = config.run_name or evaluation.default_run_name()
-    folder = Path(config.output_dir) / name
+    folder = evaluation.report_folder()
     scored = [m for m in evaluation.methods if m.name in results["methods"]]
     if scored:
         written = write_outputs(results, evaluation.oracle_confidences, folder)
@@ -179,7 +210,7 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
 
 
 def _leaderboard(args) -> int:
-    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, run_leaderboard
+    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, rank_sentence, run_leaderboard
 
     try:
         config = _config(args, submissions=())
@@ -191,13 +222,9 @@ def _leaderboard(args) -> int:
         return EXIT_BAD_INPUT
     print()
     print(format_leaderboard(outcome["frame"]))
-    ranks = outcome["ranks"]
-    if "kendall_tau" in ranks:
-        print(f"\nrank agreement with the private leaderboard over {len(ranks['methods'])} methods: "
-              f"Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
-              f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f})")
-    print(f"written to {outcome['folder']}/ (leaderboard.csv, leaderboard.md, leaderboard.png, rank_transfer.csv, "
-          "rank_transfer.png, leaderboard.json)")
+    if "kendall_tau" in outcome["ranks"]:
+        print("\n" + rank_sentence(outcome["ranks"]))
+    print(f"written to {outcome['folder']}/ ({', '.join(p.name for p in outcome['paths'])})")
     for name, message in outcome["failures"].items():
         print(f"\nFAILED: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT if outcome["failures"] else 0

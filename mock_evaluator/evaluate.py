@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,21 +24,23 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
-from unlearning_mock.mock_evaluator.engine.local import Executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.engine.protocol import Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
-from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
+from unlearning_mock.starter_kit.original import default_cache_dir, load_or_train_original, original_cache_path
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
 ROLE_OFFSETS = {"oracle-A": 1, "oracle-B": 2, "unlearning": 3, "timing": 5}
 ORACLE_CHUNK = "auto"   # or a number of oracles trained at once; see starter_kit.training.auto_oracle_chunk
-DEFAULT_SUBMISSION = "submission/unlearning.py"
-DEFAULT_CACHE_DIR = os.environ.get("UNLEARNING_CACHE_DIR", ".cache")
+# the installed SRFL module: the default from any folder (a user's own submission/ folder is not consulted)
+DEFAULT_SUBMISSION = "unlearning_mock.submission.unlearning"
 # the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
 RUN_TIMEOUT_FACTOR = 10
 RUN_TIMEOUT_FLOOR = 60.0
@@ -61,7 +62,7 @@ class EvalConfig:
     device: str = "auto"
     output_dir: str = "outputs"
     run_name: str | None = None
-    cache_dir: str = DEFAULT_CACHE_DIR
+    cache_dir: str | None = None          # None: $UNLEARNING_CACHE_DIR, else the user's cache folder (XDG)
     time_budget: float = 0.2
     warn_only: bool = False
     workers: int | None = None
@@ -70,11 +71,13 @@ class EvalConfig:
     oracle_chunk: int | str = ORACLE_CHUNK
     progress: bool = True
     run_timeout: float | None = None      # seconds per unlearning run; None: see Evaluation.run_timeout
-    executor: str = "local"               # "local" (processes), "inline" (this process, debugging) or "ray"
+    executor: str = "local"               # a name of engine.executors.EXECUTORS
     ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
 
     def __post_init__(self):
+        if self.cache_dir is None:
+            self.cache_dir = str(default_cache_dir())
         if not 2 <= self.num_models <= MAX_MODELS:
             raise ValueError(f"--num-models must lie in [2, {MAX_MODELS}], got {self.num_models}")
         if self.time_budget <= 0:
@@ -87,8 +90,7 @@ class EvalConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.run_timeout is not None and not self.run_timeout > 0:
             raise ValueError(f"--run-timeout must be a positive number of seconds, got {self.run_timeout}")
-        if self.executor not in ("local", "inline", "ray"):
-            raise ValueError(f"--executor must be local, inline or ray, got {self.executor!r}")
+        check_executor(self.executor)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
 
@@ -110,7 +112,7 @@ class Evaluation:
     """One evaluation: prepared in the constructor, phases as methods, :meth:`run` for all of it.
 
     ``methods``: the methods to score (default: built from ``config.submissions`` plus the kit baseline
-    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.engine.local.Executor`; by default
+    when ``config.baseline``). ``executor``: any :class:`~mock_evaluator.engine.protocol.Executor`; by default
     a local one with ``config.workers`` processes, made when first needed and closed by :meth:`close`.
     ``checkpoint_zip``: score a Kaggle ``submission.zip`` (its structure is checked here, before any training).
     """
@@ -137,6 +139,7 @@ class Evaluation:
             states = iter_checkpoints(checkpoint_zip, self.setting.make_model, expected_count=config.num_models)
             self._zip_states = itertools.chain([next(states)], states)
         self.log(self.setting.data.summary())
+        self.log(f"cache: {self.cache.resolve()}")
         original_path = self._original_path()
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
                                  str(original_path), self.device)
@@ -202,6 +205,9 @@ class Evaluation:
                 scores[method.name] = score_method(method.name, runs[method.name], oracle_a, self.config.attack_models,
                                                    retrain, self.config.time_budget)
         scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
+        n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
+        self.original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                      oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
         self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
@@ -213,6 +219,10 @@ class Evaluation:
         source = Path(first.target).stem if first.kind in ("file", "zip") else first.slug
         more = f"+{len(self.submissions) - 1}" if len(self.submissions) > 1 else ""
         return f"{cfg.dataset}-{source}{more}-n{cfg.num_models}-seed{cfg.seed}"
+
+    def report_folder(self) -> Path:
+        """Where the report goes: ``output_dir/run_name`` (relative to the current folder by default)."""
+        return Path(self.config.output_dir) / (self.config.run_name or self.default_run_name())
 
     # -- phases -----------------------------------------------------------------------------------
     def oracles(self, role: str) -> dict:
@@ -329,8 +339,9 @@ class Evaluation:
         if setting.original_weights is not None:
             return Path(setting.original_weights)
         t = time.perf_counter()
-        path = original_cache_path(setting.data, setting.make_model, setting.recipe, 0, self.cache)
-        load_or_train_original(setting.data, setting.make_model, setting.recipe, 0, self.cache, self.device, self.log)
+        recipe = setting.recipe_of_original
+        path = original_cache_path(setting.data, setting.make_model, recipe, 0, self.cache)
+        load_or_train_original(setting.data, setting.make_model, recipe, 0, self.cache, self.device, self.log)
         self.timings["original"] = time.perf_counter() - t
         return path
 
@@ -356,7 +367,9 @@ class Evaluation:
                         "forget_size": len(setting.data.forget_idx)},
             "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
                          "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
-                                                                  self.original_figures["test_loss"])},
+                                                                  self.original_figures["test_loss"]),
+                         **{k: v for k, v in (self.original_lira or {}).items() if k not in ROW_ARRAYS}},
+            "original_lira": self.original_lira,
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
             "methods": scores,

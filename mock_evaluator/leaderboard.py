@@ -6,10 +6,14 @@ oracle set A with the same seeds (run *i* of every method shares its seed), next
 ``make evaluate``: a second call with one new method trains only that method's runs. Each final score and
 F carries a paired-bootstrap interval (:mod:`mock_evaluator.scoring.uncertainty`); neighbouring rows say whether
 their difference is larger than that uncertainty; Kendall's τ and Spearman's ρ compare the order of the
-Kaggle methods (plus the Kaggle sample fine-tune) with the challenge's private leaderboard.
+Kaggle methods (plus the Kaggle sample fine-tune) with the challenge's private leaderboard. Beside the
+challenge's score, every row has the per-example likelihood-ratio attack (:mod:`mock_evaluator.scoring.lira`:
+AUC, TPR at 1% and 0.1% FPR, worst-5% accuracy, each with its paired-bootstrap interval) and the spread
+ratio and mean shift that say why a method scores what it scores.
 
 Outputs in ``OUTPUT_DIR/leaderboard-<dataset>-n<N>-seed<S>/``: ``leaderboard.csv``, ``leaderboard.md``,
-``leaderboard.png``, ``rank_transfer.csv``, ``rank_transfer.png`` and ``leaderboard.json``.
+``leaderboard.png``, ``roc.png``, ``rank_transfer.csv``, ``rank_transfer.png`` (when at least three ranked
+methods were scored) and ``leaderboard.json``.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ import pandas as pd
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
 from unlearning_mock.mock_evaluator.scoring.figures import stack_figures
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec
+from unlearning_mock.mock_evaluator.reports.report import DIAGNOSTICS, ORACLE, ORIGINAL, _jsonable
+from unlearning_mock.mock_evaluator.reports.roc import plot_roc
+from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, MIN_MODELS, ROC_GRID, ROW_ARRAYS
 from unlearning_mock.mock_evaluator.scoring.score import score_method
-from unlearning_mock.mock_evaluator.scoring.uncertainty import bootstrap_scores, interval, rank_agreement, separated
+from unlearning_mock.mock_evaluator.scoring.uncertainty import (bootstrap_lira, bootstrap_scores, interval, rank_agreement,
+                                                                separated)
 
-ORACLE = "oracle reference"
-ORIGINAL = "original (not unlearned)"
+LIRA_INTERVALS = [f"{column}_{end}" for column in LIRA_COLUMNS for end in ("low", "high")]
 COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high", "forget_quality", "f_low", "f_high",
-           "retain_acc", "forget_acc", "test_acc", "attack_accuracy", "time_fraction", "over_budget",
-           "separated_from_next", "private_rank", "description"]
+           "retain_acc", "forget_acc", "test_acc", "attack_accuracy", *LIRA_COLUMNS, *LIRA_INTERVALS, *DIAGNOSTICS,
+           "time_fraction", "over_budget", "separated_from_next", "private_rank", "description"]
 
 
 def registered_methods(names: list[str] | None = None) -> list[Method]:
@@ -47,7 +54,7 @@ def leaderboard_folder(config: EvalConfig) -> Path:
 
 def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: int = 100, log=print) -> dict:
     """Score the methods, bootstrap the intervals, write every output; return ``{"frame", "ranks", "folder",
-    "failures", "results"}``."""
+    "paths", "failures", "results"}`` (``paths``: the files written)."""
     from unlearning_mock.methods.registry import METHODS
 
     methods = registered_methods(names)
@@ -61,17 +68,25 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     scores[ORIGINAL] = score_method(ORIGINAL, figures[ORIGINAL], evaluation.oracle_a, config.attack_models)
     log(f"bootstrapping {reps} replicates of {len(figures)} rows ...")
     boot = bootstrap_scores(figures, evaluation.oracle_a, reps, seed=config.seed)
+    lira_boot = bootstrap_lira(figures, evaluation.oracle_a, reps, seed=config.seed) if n >= MIN_MODELS else {}
     rows = []
     for name, score in scores.items():
         entry = METHODS.get(name)
         final_low, final_high = interval(boot[name][:, 0], score.final_score)
         f_low, f_high = interval(boot[name][:, 1], score.forget_quality)
+        lira = {}
+        if score.lira is not None:
+            for k, column in enumerate(LIRA_COLUMNS):
+                estimate = score.lira[column]
+                low, high = interval(lira_boot[name][:, k], estimate, upper=1.0)
+                lira.update({column: estimate, f"{column}_low": low, f"{column}_high": high})
+            lira.update({column: score.lira[column] for column in DIAGNOSTICS})
         rows.append({
             "method": name, "family": entry.family if entry else ("reference" if name == ORACLE else "original"),
             "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
             "forget_quality": score.forget_quality, "f_low": f_low, "f_high": f_high,
             "retain_acc": score.retain_acc, "forget_acc": score.forget_acc, "test_acc": score.test_acc,
-            "attack_accuracy": score.attack_accuracy, "time_fraction": score.time_fraction,
+            "attack_accuracy": score.attack_accuracy, **lira, "time_fraction": score.time_fraction,
             "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
             "description": entry.description if entry else
             ("exact retraining (oracle set B) scored like a method" if name == ORACLE else "the model before unlearning"),
@@ -83,15 +98,17 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     frame["separated_from_next"] = [
         separated(boot[a][:, 0], boot[b][:, 0], final[a] - final[b]) if b is not None else None
         for a, b in zip(frame["method"], following)]
-    frame = frame[COLUMNS]
+    frame = frame.reindex(columns=COLUMNS)    # the LiRA columns stay empty below lira.MIN_MODELS models
     ranked = {name: METHODS[name].private_rank for name in METHODS if METHODS[name].private_rank is not None}
     try:
         ranks = rank_agreement(final, ranked)
     except ValueError as error:  # fewer than three ranked methods were asked for
         ranks = {"note": str(error)}
     folder = leaderboard_folder(config)
-    write_leaderboard(frame, ranks, results, folder, reps)
-    return {"frame": frame, "ranks": ranks, "folder": folder, "failures": results["failures"], "results": results}
+    curves = {name: scores[name].lira for name in frame["method"]}     # roc.png's panels in the table's order
+    paths = write_leaderboard(frame, ranks, results, folder, reps, curves)
+    return {"frame": frame, "ranks": ranks, "folder": folder, "paths": paths, "failures": results["failures"],
+            "results": results}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,38 +125,66 @@ def _fmt(value, digits=4) -> str:
     return str(value)
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """The leaderboard as a Markdown table, ready to paste."""
+def _with_interval(value, low, high, digits: int = 3) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def rank_sentence(ranks: dict) -> str:
+    """One line on the rank agreement (:func:`~mock_evaluator.scoring.uncertainty.rank_agreement`), or why none."""
+    if "kendall_tau" not in ranks:
+        return f"No rank agreement with the private leaderboard: {ranks.get('note', 'too few ranked methods')}."
+    return (f"Rank agreement with the private leaderboard over {len(ranks['methods'])} methods "
+            f"({', '.join(ranks['methods'])}): Kendall τ = {ranks['kendall_tau']:.3f} (p = {ranks['kendall_p']:.3f}), "
+            f"Spearman ρ = {ranks['spearman_rho']:.3f} (p = {ranks['spearman_p']:.3f}).")
+
+
+def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
+    """The leaderboard as a Markdown table, ready to paste, with the rank agreement (``ranks``) under it."""
     header = ["#", "method", "final score [95% CI]", "F [95% CI]", "retain", "forget", "test", "attack",
+              "LiRA AUC [95% CI]", "TPR @ 1% FPR [95% CI]", "TPR @ 0.1% FPR", "worst-5% acc.", "spread", "shift",
               "time frac.", "> next?", "private rank"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in frame.itertuples():
-        time = _fmt(row.time_fraction, 3) + (" **OVER**" if row.over_budget else "")
+    for row in frame.to_dict("records"):
+        time = _fmt(row["time_fraction"], 3) + (" **OVER**" if row["over_budget"] else "")
         lines.append("| " + " | ".join([
-            str(row.rank), row.method,
-            f"{row.final_score:.4f} [{row.final_low:.4f}, {row.final_high:.4f}]",
-            f"{row.forget_quality:.4f} [{row.f_low:.4f}, {row.f_high:.4f}]",
-            _fmt(row.retain_acc, 3), _fmt(row.forget_acc, 3), _fmt(row.test_acc, 3), _fmt(row.attack_accuracy, 3),
-            time, _fmt(row.separated_from_next), _fmt(row.private_rank)]) + " |")
+            str(row["rank"]), row["method"],
+            _with_interval(row["final_score"], row["final_low"], row["final_high"], 4),
+            _with_interval(row["forget_quality"], row["f_low"], row["f_high"], 4),
+            _fmt(row["retain_acc"], 3), _fmt(row["forget_acc"], 3), _fmt(row["test_acc"], 3),
+            _fmt(row["attack_accuracy"], 3),
+            *[_with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"]) for c in ("lira_auc", "lira_tpr_at_1pct")],
+            _fmt(row["lira_tpr_at_0.1pct"], 3), _fmt(row["lira_worst_5pct_accuracy"], 3),
+            _fmt(row["spread_ratio"], 2), _fmt(row["mean_shift"], 2),
+            time, _fmt(row["separated_from_next"]), _fmt(row["private_rank"])]) + " |")
+    if ranks:
+        lines.append("\n" + rank_sentence(ranks))
+    lines.append("\nspread = median over the forget examples of sd(the method's N confidences) / sd(the oracles'); "
+                 "shift = median |mean difference| in oracle standard deviations.")
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: Path, reps: int) -> list[Path]:
+def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: Path, reps: int,
+                      curves: dict[str, dict | None]) -> list[Path]:
+    """Every file of the leaderboard; ``curves``: each row's :func:`~mock_evaluator.scoring.lira.lira_row`."""
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "leaderboard.csv", index=False)
-    (folder / "leaderboard.md").write_text(markdown_table(frame))
+    (folder / "leaderboard.md").write_text(markdown_table(frame, ranks))
     transfer = pd.DataFrame([{"method": m, "mock_rank": ranks["mock_rank"][m], "private_rank": ranks["reference_rank"][m]}
                              for m in ranks.get("methods", [])])
     transfer.to_csv(folder / "rank_transfer.csv", index=False)
-    from unlearning_mock.mock_evaluator.reports.report import _jsonable
-
     record = {"ranks": ranks, "bootstrap_replicates": reps, "failures": results["failures"],
               "retrain_seconds": results["retrain_seconds"], "config": _jsonable(results["config"]),
               "timings_seconds": results["timings_seconds"], "versions": results["versions"],
-              "rows": json.loads(frame.to_json(orient="records"))}
+              "rows": json.loads(frame.to_json(orient="records")),
+              "lira_roc_fpr": _jsonable(ROC_GRID),
+              "lira": {name: {k: _jsonable(row[k]) for k in ROW_ARRAYS} for name, row in curves.items() if row}}
     (folder / "leaderboard.json").write_text(json.dumps(record, indent=2))
     paths = [folder / name for name in ("leaderboard.csv", "leaderboard.md", "rank_transfer.csv", "leaderboard.json")]
-    return paths + _plots(frame, transfer, ranks, folder)
+    paths += _plots(frame, transfer, ranks, folder)
+    if any(row is not None for name, row in curves.items() if name != ORACLE):
+        paths.append(plot_roc(curves, ORACLE, folder / "roc.png",
+                              "Likelihood-ratio attack per method (unlearned = positive), log-log"))
+    return paths
 
 
 def _plots(frame: pd.DataFrame, transfer: pd.DataFrame, ranks: dict, folder: Path) -> list[Path]:
@@ -188,7 +233,8 @@ def _plots(frame: pd.DataFrame, transfer: pd.DataFrame, ranks: dict, folder: Pat
 
 def format_leaderboard(frame: pd.DataFrame) -> str:
     shown = frame[["rank", "method", "final_score", "final_low", "final_high", "forget_quality", "retain_acc",
-                   "forget_acc", "test_acc", "time_fraction", "separated_from_next"]].copy()
+                   "forget_acc", "test_acc", "lira_auc", "lira_tpr_at_1pct", *DIAGNOSTICS, "time_fraction",
+                   "separated_from_next"]].copy()
     shown["time_fraction"] = ["" if pd.isna(v) else f"{v:.3f}" + (" OVER" if o is True else "")
                               for v, o in zip(frame["time_fraction"], frame["over_budget"])]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")

@@ -12,7 +12,18 @@ from torch import nn
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.training import Recipe, cache_hash, model_key, train_models
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("UNLEARNING_CACHE_DIR", ".cache"))
+CACHE_ENV = "UNLEARNING_CACHE_DIR"
+CACHE_FOLDER_NAME = "unlearning-mock"
+
+
+def default_cache_dir() -> Path:
+    """Where cached models and runs go: ``$UNLEARNING_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME/unlearning-mock``, by default ``~/.cache/unlearning-mock``) -- never the current folder,
+    so the tool runs the same from any folder and two projects share one set of oracles."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / CACHE_FOLDER_NAME
 ORIGINAL_SEED = 0
 
 
@@ -32,8 +43,10 @@ def save_state_atomically(state: dict, path: Path) -> None:
 
 
 def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
-                           cache_dir=DEFAULT_CACHE_DIR, device="cpu", log=print) -> nn.Module:
-    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached."""
+                           cache_dir=None, device="cpu", log=print) -> nn.Module:
+    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached
+    (``cache_dir`` None: :func:`default_cache_dir`)."""
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     path = original_cache_path(data, make_model, recipe, seed, cache_dir)
     model = make_model()
     if path.exists():
@@ -43,18 +56,20 @@ def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, see
         except Exception as error:  # a truncated or foreign file: retrain, never trust it
             log(f"cached original model {path} is unreadable ({error}); retraining it")
     log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
-    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device)
+    validation = data.validation if recipe.best_validation_from is not None else None
+    (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device,
+                            validation=validation)
     save_state_atomically({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
     return model
 
 
-def setting_original(setting, cache_dir=DEFAULT_CACHE_DIR, device="cpu", log=print) -> nn.Module:
+def setting_original(setting, cache_dir=None, device="cpu", log=print) -> nn.Module:
     """The original model of a :class:`~starter_kit.setting.Setting`, in eval mode on ``device``: its published
-    weights where it has them, else trained with its recipe (cached, :func:`load_or_train_original`)."""
+    weights where it has them, else trained with its original's recipe (cached, :func:`load_or_train_original`)."""
     if setting.original_weights is not None:
         model = setting.make_model()
         model.load_state_dict(torch.load(setting.original_weights, map_location="cpu", weights_only=True))
         return model.to(device).eval()
-    return load_or_train_original(setting.data, setting.make_model, setting.recipe, cache_dir=cache_dir, device=device,
+    return load_or_train_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir, device=device,
                                   log=log)

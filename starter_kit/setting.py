@@ -6,7 +6,7 @@ how to build the model, the recipe that trains the original and every oracle, th
 and batch shape, the kit's baseline, and optionally published original weights.
 
 Each setting's module defines a builder and registers it under its name with
-:func:`register_setting` (``starter_kit/digits.py``, ``cifar10.py``, ``kaggle.py``); this module imports
+:func:`register_setting` (``starter_kit/digits.py``, ``mnist_groups.py``, ``cifar10.py``, ``kaggle.py``); this module imports
 none of them, so no import circle forms. :func:`starter_kit.settings.load_setting` builds one by name.
 """
 
@@ -35,6 +35,7 @@ class Setting:
     baseline: Callable = kaggle_sample_unlearning
     baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
     original_weights: Path | None = None     # published original weights; trained (and cached) when None
+    original_recipe: Recipe | None = None    # the original's recipe when it differs from the oracles' (``recipe``)
     notes: dict = field(default_factory=dict)
 
     @property
@@ -43,6 +44,11 @@ class Setting:
         return SettingProfile.of(self.name, self.data.num_classes, self.batch_size, len(self.data.retain_idx),
                                  self.recipe.epochs, self.recipe.batch_size, self.recipe.class_weighted,
                                  forget_labels=self.data.forget[1].tolist())
+
+    @property
+    def recipe_of_original(self) -> Recipe:
+        """How the original model is trained: ``original_recipe``, else the oracles' ``recipe``."""
+        return self.original_recipe or self.recipe
 
 
 SETTING_BUILDERS: dict[str, Callable[..., Setting]] = {}

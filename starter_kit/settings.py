@@ -2,7 +2,8 @@
 
 The settings register themselves (:mod:`starter_kit.setting`'s registry) when their modules are
 imported; this module imports each of them once, below, and nothing imports this module back:
-``digits`` (the default, embedded), ``cifar10`` (the CIFAR-10 starting kit, from a local folder) and
+``digits`` (the default, embedded, small and quick), ``mnist-groups`` (embedded: the challenge's structure
+and regime, :mod:`starter_kit.mnist_groups`), ``cifar10`` (the CIFAR-10 starting kit, from a local folder) and
 ``kaggle`` (the Kaggle folder layout). A new setting: a module that registers its builder with
 ``@register_setting("name")``, and one import line here.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import replace
 
-from unlearning_mock.starter_kit import cifar10, digits, kaggle  # noqa: F401  (each registers its setting)
+from unlearning_mock.starter_kit import cifar10, digits, kaggle, mnist_groups  # noqa: F401  (each registers its setting)
 from unlearning_mock.starter_kit.setting import SETTING_BUILDERS, Setting, setting_builder
 
 DEFAULT_DATASET = "digits"

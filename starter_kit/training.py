@@ -254,7 +254,9 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     if images:
         model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model.parameters(), recipe)
-    sizes = batch_sizes(n, recipe.batch_size)   # a last batch of one example joins the one before it
+    # a one-example last batch is dropped (batches.batch_sizes: batch norm in training mode needs two values
+    # per channel); the epoch's random order decides which example sits out
+    sizes = batch_sizes(n, recipe.batch_size)
     starts = [0] + list(itertools.accumulate(sizes))[:-1]
     steps_per_epoch = len(sizes)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch) \

@@ -40,3 +40,21 @@ def digits_profile():
     from unlearning_mock.starter_kit.settings import load_setting
 
     return load_setting("digits").profile
+
+
+@pytest.fixture(scope="session")
+def one_step_source() -> str:
+    """A real, cheap submission: one step of retain fine-tuning (``lr`` an option; 0 returns the original)."""
+    return '''
+import torch
+
+
+def unlearning(net, retain_loader, forget_loader, validation_loader, lr=0.01):
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train()
+    inputs, targets = next(iter(retain_loader))[:2]
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(net(inputs), targets).backward()
+    optimizer.step()
+    return net.eval()
+'''

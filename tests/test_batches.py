@@ -1,7 +1,6 @@
-"""Batch sizes that do not divide the data: a last batch of one example joins the batch before it, in the
-training recipe's loop (fused and one at a time) and in the loaders the methods get (digits at batch 8:
-1,257 = 157 x 8 + 1 training images, where batch norm used to stop with "Expected more than 1 value per
-channel when training")."""
+"""Batch sizes that do not divide the data: a last batch of one example is dropped, in the training recipe's
+loop (fused and one at a time) and in the loaders the methods get (digits at batch 8: 1,257 = 157 x 8 + 1
+training images, where batch norm used to stop with "Expected more than 1 value per channel when training")."""
 
 import pytest
 import torch
@@ -14,29 +13,34 @@ from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.training import DIGITS_RECIPE, Recipe, train_models
 
 
-def test_batch_sizes_merge_only_a_last_batch_of_one():
+def test_batch_sizes_drop_only_a_last_batch_of_one():
     sizes = batch_sizes(1257, 8)
-    assert sizes[-2:] == [8, 9] and len(sizes) == 157 and sum(sizes) == 1257
+    assert sizes == [8] * 157 and sum(sizes) == 1256
     assert batch_sizes(1131, 8)[-1] == 3 and len(batch_sizes(1131, 8)) == 142
-    assert batch_sizes(16, 8) == [8, 8] and batch_sizes(9, 8) == [9] and batch_sizes(1, 8) == [1]
+    assert batch_sizes(16, 8) == [8, 8] and batch_sizes(9, 8) == [8] and batch_sizes(1, 8) == [1]
     assert batch_sizes(0, 8) == [] and batch_sizes(3, 1) == [1, 1, 1]
     with pytest.raises(ValueError, match="batch_size >= 1"):
         batch_sizes(10, 0)
 
 
-def test_loaders_merge_a_one_example_last_batch_and_are_otherwise_dataloaders(digits):
-    # the validation set (270 = 33 x 8 + 6) and test set cut as a DataLoader does; a train-sized set does not
-    loaders = make_loaders(digits, batch_size=8, seed=0)
-    plain = DataLoader(TensorPairs(*digits.validation), batch_size=8)
-    assert [len(y) for _, y in loaders.validation] == [len(y) for _, y in plain]
+def batches_of(loader, epochs=2):
+    return [[y.tolist() for _, y in loader] for _ in range(epochs)]
+
+
+def test_loaders_are_dataloaders_less_a_one_example_last_batch(digits):
     one_over = UnlearningData("one-over", digits.train_inputs, digits.train_targets, digits.train_inputs[:17],
-                              digits.train_targets[:17], digits.test_inputs, digits.test_targets,
-                              forget_idx=list(range(9)))                 # forget 9 = 8 + 1, validation 17 = 2 x 8 + 1
-    cut = make_loaders(one_over, batch_size=8, seed=0)
-    assert [len(y) for _, y in cut.forget] == [9] and len(cut.forget) == 1
-    assert [len(y) for _, y in cut.validation] == [8, 9] and len(cut.validation) == 2
-    seen = torch.cat([y for _, y in cut.forget])
-    assert sorted(seen.tolist()) == sorted(one_over.forget[1].tolist())   # every example, once
+                              digits.train_targets[:17], digits.test_inputs[:9], digits.test_targets[:9],
+                              forget_idx=list(range(9)))        # forget 9 = 8 + 1, validation 17 = 2 x 8 + 1
+    cut = make_loaders(one_over, batch_size=8, seed=3)
+    # the same draws as DataLoader with the same generator, epoch after epoch; only the one-example batch goes
+    plain = DataLoader(TensorPairs(*one_over.forget), batch_size=8, shuffle=True,
+                       generator=torch.Generator().manual_seed(3 * 4 + 1))
+    assert batches_of(cut.forget) == [epoch[:-1] for epoch in batches_of(plain)]
+    assert len(cut.forget) == 1 and [len(b) for b in batches_of(cut.validation, 1)[0]] == [8, 8]
+    plain_retain = DataLoader(TensorPairs(*one_over.retain), batch_size=8, shuffle=True,
+                              generator=torch.Generator().manual_seed(3 * 4))
+    assert batches_of(cut.retain) == batches_of(plain_retain)          # 1,248 = 156 x 8: nothing dropped
+    assert [len(b) for b in batches_of(cut.test, 1)[0]] == [8, 1]       # the test loader keeps every example
     # a method trains on them (train-mode batch norm on every batch)
     torch.manual_seed(0)
     kaggle_sample_unlearning(SmallResNet(), cut.forget, cut.forget, cut.validation)

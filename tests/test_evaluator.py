@@ -46,9 +46,20 @@ def test_end_to_end_writes_every_output(default_run):
     assert len(per_example) == 3 * 126 and per_example["points"].between(0, 1).all()
     results = json.loads((folder / "results.json").read_text())
     assert results["config"]["num_models"] == N and "torch" in results["versions"]
-    for png in ("epsilon_histogram.png", "worst_examples_confidence.png", "accuracies.png"):
+    for png in ("epsilon_histogram.png", "worst_examples_confidence.png", "accuracies.png", "roc.png"):
         assert (folder / png).stat().st_size > 10_000
     rows = summary.set_index("method")
+    # the likelihood-ratio view and the diagnostics, every row; exact retraining at the floor
+    for column in ("lira_auc", "lira_tpr_at_1pct", "lira_tpr_at_0.1pct", "lira_worst_5pct_accuracy",
+                   "spread_ratio", "mean_shift"):
+        assert summary[column].notna().all(), column
+    assert rows.loc["oracle reference", "lira_auc"] == pytest.approx(0.5, abs=0.05)
+    assert rows.loc["oracle reference", "lira_tpr_at_1pct"] < 0.05
+    assert rows.loc["original (not unlearned)", "lira_auc"] > 0.95
+    assert rows.loc["original (not unlearned)", "spread_ratio"] == pytest.approx(0.0, abs=1e-9)
+    assert len(results["methods"]["unlearning"]["lira_roc_tpr"]) == len(results["lira_roc_fpr"])
+    assert results["original_lira"]["lira_auc"] == pytest.approx(rows.loc["original (not unlearned)", "lira_auc"])
+    assert per_example["lira_accuracy"].between(0, 1).all()
     # SRFL forgets (forget accuracy far below the oracles'), exact retraining scores best
     assert rows.loc["unlearning", "forget_acc"] < rows.loc["oracle reference", "forget_acc"] - 0.2
     assert rows.loc["oracle reference", "final_score"] > rows.loc["unlearning", "final_score"]

@@ -208,5 +208,11 @@ def test_packaging_another_method_with_options(tmp_path, capsys):
     assert "does not accept option(s) ['no_such_option']" in capsys.readouterr().err
     outside = tmp_path / "mine.py"
     outside.write_text("def unlearning(net, retain_loader, forget_loader, validation_loader):\n    return net\n")
+    assert main(["--out", str(out), "--submission", str(outside)]) == 0   # a user's own file, outside the tool
+    sources = "\n".join(cell.source for cell in nbformat.read(str(out / "submission.ipynb"), as_version=4).cells)
+    assert "# ---- inlined from mine.py ----" in sources and "return net" in sources
+    (tmp_path / "helpers.py").write_text("SCALE = 1.0\n")
+    outside.write_text("from helpers import SCALE\n\ndef unlearning(net, retain_loader, forget_loader, "
+                       "validation_loader):\n    return net\n")
     assert main(["--out", str(out), "--submission", str(outside)]) == 2
-    assert "lies outside the project" in capsys.readouterr().err
+    assert "helper from the submission's own folder" in capsys.readouterr().err

@@ -6,7 +6,7 @@ already (:func:`provide_shared`: the Ray executor ships them once through its ob
 
 A submission that raises -- ``SystemExit`` and ``KeyboardInterrupt`` included -- gives a result whose
 ``error`` names the model and the cause; the executors add timeouts and dead workers
-(:mod:`mock_evaluator.engine.local`).
+(:mod:`mock_evaluator.engine.protocol`).
 """
 
 from __future__ import annotations

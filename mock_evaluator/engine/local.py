@@ -1,70 +1,29 @@
-"""A small executor interface: run independent jobs, hand back each result as it finishes.
+"""This machine's engine: the evaluator's jobs in spawned worker processes (or, for debugging, in this one).
 
-A *job* is one model or one batch of models; :func:`mock_evaluator.engine.jobs.run_job` turns it into its
-figures. The evaluator needs only the :class:`Executor` protocol (``map_unordered`` and ``close``), so
-another engine (:mod:`mock_evaluator.engine.ray_engine`) plugs in without touching the evaluator's phases.
-
-Bad submissions must not take the evaluator down with them. Every executor but the in-process one
-(a debugging choice) therefore turns the ways a job can go wrong *outside* Python's exception handling
-into an ordinary failed result, ``(job, JobResult(error="model i: ..."))``:
+Implements :class:`~mock_evaluator.engine.protocol.Executor`. Bad submissions must not take the evaluator
+down with them, so every executor here but the in-process one (a debugging choice) turns the ways a job can
+go wrong *outside* Python's exception handling into an ordinary failed result (see
+:mod:`~mock_evaluator.engine.protocol`):
 
 * a job past its ``timeout`` is stopped (its worker process is killed and replaced);
 * a worker process that dies (``os._exit``, a segfault in native code, the OOM killer) is reported
   with its exit code or signal, and replaced.
 
 ``SystemExit`` / ``KeyboardInterrupt`` raised *inside* a submission are caught where the submission is
-called (:func:`mock_evaluator.engine.jobs.run_job`). Workers ignore SIGINT: Ctrl-C in a terminal reaches the
-whole process group, the driver alone reacts to it and kills every busy worker on its way out, so
-nothing writes to the cache after the driver stops (only the driver writes there).
+called (:func:`mock_evaluator.engine.jobs.run_job`). Workers start as every engine's do
+(:func:`mock_evaluator.engine.worker.start_worker`); the driver kills every busy worker when it stops.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 import traceback
 from multiprocessing.connection import wait as wait_for
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator
 
-from unlearning_mock.mock_evaluator.engine.jobs import JobResult
-
-EXECUTORS = ("local", "inline", "ray")
-
-
-class Executor(Protocol):
-    """What the evaluator asks of an engine."""
-
-    workers: int
-
-    def map_unordered(self, fn: Callable, jobs: Iterable, timeout: float | None = None) -> Iterator[tuple[object, object]]:
-        """Run ``fn(job)`` for every job; yield ``(job, result)`` pairs as they finish, in any order. A job
-        running longer than ``timeout`` seconds, or whose worker dies, yields ``(job, JobResult(error=...))``.
-        Closing the iterator early drops the jobs that have not finished."""
-
-    def close(self) -> None:
-        """Release the workers."""
-
-
-def failed(job, cause: str) -> JobResult:
-    """The result of a job that did not finish: the error names the job (``model i``) and the cause."""
-    return JobResult(error=f"{job.describe()}: {cause}")
-
-
-def timeout_cause(job, limit: float) -> str:
-    return f"{job.subject} ran longer than the limit of {limit:g} s (--run-timeout) and was stopped"
-
-
-def death_cause(job, exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            how = f"killed by signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            how = f"killed by signal {-exitcode}"
-    else:
-        how = f"exit code {exitcode}"
-    return f"the worker running {job.subject} died ({how})"
+from unlearning_mock.mock_evaluator.engine.protocol import WorkerFailure, death_cause, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.worker import start_worker
 
 
 class InlineExecutor:
@@ -82,21 +41,11 @@ class InlineExecutor:
         pass
 
 
-class WorkerFailure(RuntimeError):
-    """The project's own code (not a submission) raised in a worker; the message holds its traceback."""
-
-
 def _worker_main(conn, threads: int) -> None:
     """A worker process: receive ``(fn, job)``, send ``("started", None)`` when the job's timed part begins
     (:data:`mock_evaluator.engine.jobs.clock_starts`: the limit does not count this process loading the data or
     the submission), then ``("ok", result)`` or ``("raised", traceback)``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's business (it kills us)
-    import torch
-
-    from unlearning_mock.mock_evaluator.engine import jobs
-
-    torch.set_num_threads(threads)
-    jobs.clock_starts = lambda: conn.send(("started", None))
+    start_worker(threads, clock=lambda: conn.send(("started", None)))
     while True:
         try:
             message = conn.recv()
@@ -212,28 +161,3 @@ class ProcessExecutor:
         for worker in self._idle:
             worker.stop()
         self._idle = []
-
-
-def default_workers(device: str) -> int:
-    """Two processes on a CPU with at least two cores (small models are bound by Python overhead), else one."""
-    if device != "cpu":
-        return 1
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
-def make_executor(workers: int, kind: str = "local", ray_address: str | None = None,
-                  gpus_per_job: float = 0.0) -> Executor:
-    """``local``: ``workers`` spawned processes (one too when ``workers`` is 1: a submission that hangs or
-    exits cannot take the evaluator with it); ``inline``: this process (debugging); ``ray``: a Ray cluster
-    (:class:`mock_evaluator.engine.ray_engine.RayExecutor`; ``ray_address`` None means ``$RAY_ADDRESS`` or a
-    local instance)."""
-    if kind == "inline":
-        return InlineExecutor()
-    if kind == "ray":
-        from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor
-
-        return RayExecutor(address=ray_address, gpus_per_job=gpus_per_job)
-    if kind != "local":
-        raise ValueError(f"--executor must be one of {EXECUTORS}, got {kind!r}")
-    threads = max(1, (os.cpu_count() or workers) // workers)
-    return ProcessExecutor(workers, threads)

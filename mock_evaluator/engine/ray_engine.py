@@ -1,6 +1,6 @@
 """Run the evaluator's jobs on a Ray cluster (``--executor ray``): one Ray task per job.
 
-Behind the same :class:`~mock_evaluator.engine.local.Executor` protocol as the local process pool, so the
+Behind the same :class:`~mock_evaluator.engine.protocol.Executor` protocol as the local process pool, so the
 evaluator's phases, its cache layout and its keys do not change: the driver (the machine running
 ``python -m mock_evaluator``) receives every result and writes it to the cache exactly as with the
 local executor, and a run can switch executors and resume.
@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from unlearning_mock.mock_evaluator.engine.local import WorkerFailure, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.protocol import WorkerFailure, failed, timeout_cause
+from unlearning_mock.mock_evaluator.engine.worker import start_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("mock_evaluator", "starter_kit", "submission", "methods")
@@ -77,12 +78,10 @@ class _Clock:
 def _run_task(fn: Callable, job, shared: list, threads: int, clock=None, key: int = 0):
     """The body of one Ray task: make the shared objects available (fetched once per worker), run the job."""
     import ray
-    import torch
 
     from unlearning_mock.mock_evaluator.engine import jobs
 
-    torch.set_num_threads(threads)
-    jobs.clock_starts = (lambda: clock.start.remote(key)) if clock is not None else jobs._no_clock
+    start_worker(threads, clock=(lambda: clock.start.remote(key)) if clock is not None else jobs._no_clock)
     evaluation = shared[0].hex()
     if evaluation not in _fetched:
         _fetched.clear()

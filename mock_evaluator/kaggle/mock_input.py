@@ -230,8 +230,8 @@ def write_mock_kaggle_input(out_dir=DEFAULT_OUT, seed: int = DEFAULT_SEED, epoch
     return out_dir
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.kaggle.mock_input", description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "unlearning-mock mock-kaggle-input") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes people, forget set and training")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs of the original's training")

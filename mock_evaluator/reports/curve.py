@@ -68,7 +68,7 @@ def method_function(method: str):
     return module.unlearning
 
 
-def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=".cache", seed: int = 0):
+def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=None, seed: int = 0):
     """(original model in eval mode, loaders, profile) of the setting ``name``, built by :func:`load_setting`."""
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose from {SETTINGS}")
@@ -92,7 +92,7 @@ def last_fifth(frame: pd.DataFrame) -> dict:
 
 
 def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides: dict | None = None,
-               kaggle_dir="mock_kaggle_input", cache_dir=".cache") -> tuple[pd.DataFrame, pd.DataFrame]:
+               kaggle_dir="mock_kaggle_input", cache_dir=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every variant of ``method`` on every setting; (per-step curve, per-run summary).
 
     ``overrides`` replaces the curve's keyword arguments (e.g. ``{"epochs": 1}`` for a quick look).
@@ -148,15 +148,15 @@ def plot_curves(curve: pd.DataFrame, path: Path, method: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mock_evaluator.reports.curve", description=__doc__.splitlines()[0])
+def main(argv=None, prog: str = "unlearning-mock curve") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=sorted(METHODS), default="srfl")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {SETTINGS}")
     parser.add_argument("--epochs", type=float, default=None, help="override the curve's epochs on every setting")
     parser.add_argument("--lr", type=float, default=None, help="override the curve's lr on every setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kaggle-dir", default="mock_kaggle_input")
-    parser.add_argument("--cache-dir", default=".cache")
+    parser.add_argument("--cache-dir", default=None, help="default: $UNLEARNING_CACHE_DIR or the user's cache folder")
     parser.add_argument("--output-dir", default="outputs")
     args = parser.parse_args(argv)
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]

@@ -8,17 +8,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unlearning_mock.mock_evaluator.reports.roc import plot_roc
+from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, ROC_GRID, ROW_ARRAYS
 from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
 
+ORACLE = "oracle reference"
+ORIGINAL = "original (not unlearned)"
+DIAGNOSTICS = ["spread_ratio", "mean_shift"]
 COLUMNS = ["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
-           "retain_ratio", "test_ratio", "attack_accuracy", "time_fraction", "over_budget"]
+           "retain_ratio", "test_ratio", "attack_accuracy", *LIRA_COLUMNS, *DIAGNOSTICS, "time_fraction", "over_budget"]
 
 
 def summary_frame(results: dict) -> pd.DataFrame:
     """One row per method (plus the original model's accuracies, unscored)."""
     rows = [{"method": name, **{k: v for k, v in score.summary().items() if k != "name"}}
             for name, score in results["methods"].items()]
-    rows.append({"method": "original (not unlearned)", **results["original"]})
+    rows.append({"method": ORIGINAL, **results["original"]})
     frame = pd.DataFrame(rows)
     return frame[[c for c in COLUMNS if c in frame] + [c for c in frame if c not in COLUMNS]]
 
@@ -32,6 +37,7 @@ def per_example_frame(results: dict) -> pd.DataFrame:
             "points": score.points, "rule_family": score.details["family"],
             "rule_fpr": score.details["fpr"], "rule_fnr": score.details["fnr"],
             "mean_confidence": score.confidences.mean(0),
+            "lira_accuracy": score.lira["lira_per_example_accuracy"] if score.lira else np.nan,
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -62,8 +68,10 @@ def write_outputs(results: dict, oracle_confidences: np.ndarray, folder: Path) -
     record = _jsonable({k: v for k, v in results.items() if k != "methods"})
     record["methods"] = {name: {**_jsonable(s.summary()),
                                 "epsilons": _jsonable(s.epsilons), "points": _jsonable(s.points),
-                                "time_fractions": _jsonable(s.time_fractions)}
+                                "time_fractions": _jsonable(s.time_fractions),
+                                **{k: _jsonable(s.lira[k]) for k in ROW_ARRAYS if s.lira}}
                          for name, s in results["methods"].items()}
+    record["lira_roc_fpr"] = _jsonable(ROC_GRID)    # the FPRs of every lira_roc_tpr
     (folder / "results.json").write_text(json.dumps(record, indent=2))
     written += [folder / "summary.csv", folder / "per_example.csv", folder / "results.json"]
     written += _plots(results, oracle_confidences, folder)
@@ -121,6 +129,12 @@ def _plots(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[
     paths.append(folder / "accuracies.png")
     ax.figure.savefig(paths[-1], dpi=110)
     plt.close(ax.figure)
+    # 4. the likelihood-ratio attack's ROC per method (and the original's), exact retraining's in every panel
+    rows = {name: score.lira for name, score in methods.items()}
+    rows[ORIGINAL] = results.get("original_lira")
+    if any(row is not None for name, row in rows.items() if name != ORACLE):
+        paths.append(plot_roc(rows, ORACLE, folder / "roc.png",
+                              "Likelihood-ratio attack (unlearned = positive), log-log"))
     return paths
 
 
@@ -128,6 +142,8 @@ def format_table(results: dict, time_budget: float) -> str:
     frame = summary_frame(results)
     shown = frame[["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
                    "attack_accuracy", "time_fraction"]].copy()
+    for column in ("lira_auc", "lira_tpr_at_1pct", *DIAGNOSTICS):   # empty below lira.MIN_MODELS models
+        shown.insert(len(shown.columns) - 1, column, frame[column] if column in frame else np.nan)
     shown["time_fraction"] = [
         "" if pd.isna(v) else f"{v:.3f}" + (" OVER BUDGET" if v > time_budget else "") for v in shown["time_fraction"]]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")

@@ -12,6 +12,10 @@ every method shares its seed), so two methods' difference has its own bootstrap 
 neighbouring methods are called *separated* when their difference exceeds 1.96 of those.
 All methods of one replicate are scored in one vectorised metric call.
 
+**The likelihood-ratio attack's intervals** (:func:`bootstrap_lira`) are made the same way, paired across
+methods, with one difference: the models are drawn within the attack's folds (:func:`~mock_evaluator.scoring.
+lira.draw_within_folds`), so that a model and its duplicates are never on both sides of a fit.
+
 **Rank transfer.** Kendall's τ and Spearman's ρ (with p-values, ``scipy.stats``) between the mock's order
 of methods and the challenge's private leaderboard order.
 """
@@ -22,12 +26,13 @@ from statistics import NormalDist
 
 import numpy as np
 
+from unlearning_mock.mock_evaluator.scoring.lira import (LIRA_COLUMNS, draw_within_folds, fold_labels, held_out_scores,
+                                                         lira_columns, summarise)
 from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, per_example_epsilons
 
 
-def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
-    """``{method: array [reps, 2]}`` of bootstrapped (final score, F) for every method's ``figures``
-    (N models each, ``forget_conf`` [N, M] and the accuracies) against ``oracles`` (N models)."""
+def _paired(figures: dict[str, dict], oracles: dict, reps: int) -> tuple[list[str], int, int, np.ndarray]:
+    """The checks both bootstraps make; ``(names, N, M, every method's confidences side by side [N, K*M])``."""
     if reps < 1:
         raise ValueError(f"the number of bootstrap replicates must be >= 1, got {reps}")
     names = list(figures)
@@ -35,9 +40,15 @@ def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, s
     sizes = {name: len(figures[name]["forget_conf"]) for name in names}
     if any(size != n for size in sizes.values()):
         raise ValueError(f"every method needs N = {n} models like the oracles, got {sizes}")
-    m = oracles["forget_conf"].shape[1]
+    conf = np.concatenate([figures[name]["forget_conf"] for name in names], axis=1)
+    return names, n, oracles["forget_conf"].shape[1], conf
+
+
+def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """``{method: array [reps, 2]}`` of bootstrapped (final score, F) for every method's ``figures``
+    (N models each, ``forget_conf`` [N, M] and the accuracies) against ``oracles`` (N models)."""
+    names, n, m, conf = _paired(figures, oracles, reps)
     rng = np.random.default_rng(seed)
-    conf = np.concatenate([figures[name]["forget_conf"] for name in names], axis=1)       # [N, K*M]
     out = {name: np.empty((reps, 2)) for name in names}
     for b in range(reps):
         runs, refs = rng.integers(0, n, n), rng.integers(0, n, n)
@@ -52,14 +63,37 @@ def bootstrap_scores(figures: dict[str, dict], oracles: dict, reps: int = 100, s
     return out
 
 
+def bootstrap_lira(figures: dict[str, dict], oracles: dict, reps: int = 100, seed: int = 0,
+                   folds: int = 2) -> dict[str, np.ndarray]:
+    """``{method: array [reps, 4]}`` of the bootstrapped :data:`~mock_evaluator.scoring.lira.LIRA_COLUMNS`
+    (AUC, TPR at 1% and 0.1% FPR, worst-5% accuracy) of every method's ``figures`` against ``oracles``, the
+    attack refitted on every replicate (inputs as for :func:`bootstrap_scores`)."""
+    names, n, m, conf = _paired(figures, oracles, reps)
+    if n < 2 * folds:
+        raise ValueError(f"the likelihood-ratio attack with {folds} folds needs at least {2 * folds} models, got {n}")
+    rng = np.random.default_rng(seed)
+    labels = fold_labels(n, folds, 0)           # lira_attack's folds (its default seed)
+    out = {name: np.empty((reps, len(LIRA_COLUMNS))) for name in names}
+    for b in range(reps):
+        runs, refs = draw_within_folds(labels, rng), draw_within_folds(labels, rng)
+        retrained = np.tile(oracles["forget_conf"][refs], (1, len(names)))
+        unlearned_scores, retrained_scores = held_out_scores(conf[runs], retrained, labels, labels, folds)
+        for k, name in enumerate(names):
+            block = slice(k * m, (k + 1) * m)
+            out[name][b] = list(lira_columns(summarise(unlearned_scores[:, block], retrained_scores[:, block])).values())
+    return out
+
+
 def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[float, float]:
-    """``estimate ± z · sd(samples)``, the lower end clipped at 0 (scores are never negative)."""
+def interval(samples: np.ndarray, estimate: float, level: float = 0.95,
+             upper: float = np.inf) -> tuple[float, float]:
+    """``estimate ± z · sd(samples)``, the lower end clipped at 0 (scores are never negative), the upper end
+    at ``upper`` (1 for rates and AUCs)."""
     half = _z(level) * float(np.std(samples, ddof=1)) if len(samples) > 1 else 0.0
-    return max(0.0, estimate - half), estimate + half
+    return max(0.0, estimate - half), min(upper, estimate + half)
 
 
 def separated(a: np.ndarray, b: np.ndarray, difference: float, level: float = 0.95) -> bool:

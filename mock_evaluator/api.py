@@ -1,0 +1,106 @@
+"""The Python API, for notebooks and scripts: what ``unlearning-mock`` and ``unlearning-mock leaderboard`` do,
+returning the tables instead of printing them.
+
+    from unlearning_mock.mock_evaluator.api import evaluate, leaderboard
+
+    result = evaluate("my_method.py", num_models=64, dataset="digits")
+    result.summary            # pandas DataFrame: a row per method, the oracle reference and the original
+    result.per_example        # pandas DataFrame: a row per (method, forget example)
+    result.paths              # every file written under ./outputs/<run name>/
+
+    board = leaderboard(["fcs", "ft-kaggle"], num_models=64)
+    board.frame               # the leaderboard as a DataFrame, with intervals
+
+Every keyword of :class:`~mock_evaluator.evaluate.EvalConfig` is accepted (``seed``, ``device``, ``cache_dir``,
+``workers``, ``executor``, ``baseline``, ``time_budget``, ``progress``, ``output_dir``, ``run_name`` ...); an
+unknown one is a ``TypeError`` that lists them. A method that breaks the contract does not raise: it is named in
+``result.failures`` and the others are scored, as on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, EvalConfig, Evaluation
+from unlearning_mock.mock_evaluator.reports.report import per_example_frame, summary_frame, write_outputs
+
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(EvalConfig)} - {"submissions"}
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation produced."""
+
+    summary: pd.DataFrame        # summary.csv
+    per_example: pd.DataFrame    # per_example.csv
+    folder: Path                 # where the report was written
+    paths: list[Path]            # every file written
+    failures: dict[str, str]     # method name -> what it did wrong (those methods are not in the tables)
+    results: dict                # every figure (as results.json holds them, with MethodScore objects)
+
+    def __repr__(self) -> str:
+        shown = self.summary.set_index("method")[["final_score", "forget_quality", "retain_acc", "test_acc"]]
+        failed = f"\nfailed: {self.failures}" if self.failures else ""
+        return f"EvaluationResult({self.folder})\n{shown.to_string(float_format=lambda v: f'{v:.4f}')}{failed}"
+
+
+@dataclass
+class LeaderboardResult:
+    """What one leaderboard run produced."""
+
+    frame: pd.DataFrame          # leaderboard.csv
+    ranks: dict                  # rank agreement with the challenge's private leaderboard (Kendall, Spearman)
+    folder: Path
+    paths: list[Path]
+    failures: dict[str, str]
+    results: dict
+
+    def __repr__(self) -> str:
+        shown = self.frame.set_index("method")[["final_score", "final_low", "final_high"]]
+        return f"LeaderboardResult({self.folder})\n{shown.to_string(float_format=lambda v: f'{v:.4f}')}"
+
+
+def _config(submissions: tuple, settings: dict) -> EvalConfig:
+    unknown = sorted(set(settings) - _CONFIG_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown setting(s) {unknown}; accepted: {sorted(_CONFIG_FIELDS)}")
+    return EvalConfig(submissions=submissions, **settings)
+
+
+def _submission_specs(submissions) -> tuple:
+    """``"file.py"``, ``"methods.fcs"``, ``"baseline"`` or ``(spec, {option: value})`` -> ``((spec, options), ...)``."""
+    specs = []
+    for item in submissions or [DEFAULT_SUBMISSION]:
+        spec, options = (item, {}) if isinstance(item, (str, Path)) else item
+        if not isinstance(options, dict):
+            raise TypeError(f"a submission is a spec or a (spec, options dict) pair, got {item!r}")
+        specs.append((str(spec), dict(options)))
+    return tuple(specs)
+
+
+def evaluate(*submissions, log=print, **settings) -> EvaluationResult:
+    """Score ``submissions`` (default: SRFL) like the challenge, with the oracle reference and the kit baseline;
+    write the report under ``output_dir/run_name`` and return its tables. See the module's doc for the keywords."""
+    config = _config(_submission_specs(submissions), settings)
+    evaluation = Evaluation(config, log=log)
+    results = evaluation.run()
+    folder = evaluation.report_folder()
+    paths = write_outputs(results, evaluation.oracle_confidences, folder) if results["methods"] else []
+    return EvaluationResult(summary=summary_frame(results), per_example=per_example_frame(results), folder=folder,
+                            paths=paths, failures=dict(results["failures"]), results=results)
+
+
+def leaderboard(methods=None, *, bootstrap: int = 100, log=print, **settings) -> LeaderboardResult:
+    """Every registered method (or ``methods``, registry names) side by side with bootstrap intervals."""
+    from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
+
+    if isinstance(methods, str):
+        methods = [methods]
+    config = _config((), {"baseline": False, **settings})
+    outcome = run_leaderboard(config, list(methods) if methods else None, reps=bootstrap, log=log)
+    return LeaderboardResult(frame=outcome["frame"], ranks=outcome["ranks"], folder=outcome["folder"],
+                             paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"])
