@@ -6,11 +6,14 @@ labels) with a forget batch (labels drawn uniformly over the classes); loss = CE
 random labels); SGD momentum 0.9, weight decay 5e-4, cosine per step. Epochs and lr are not in our
 sources: 3 epochs over retain (each step costs two batches, so this fits the time budget).
 
-Defaults: as published, epoch counts scaled to the setting (``methods/settings.py``: the same
-fraction of a retrain's optimiser steps; digits x 4/3).
+Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
+digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
 
-Earlier digits tuning, for the record (no longer the default: learning rates now stay as
-published): learning rates as published (our 0.01) damaged the model (retain accuracy 0.87); the
+| | published (other settings: epochs by the rule) | digits (kept) |
+|---|---|---|
+| epochs (retain) | 3 | 2 (the same fraction of a retrain) |
+| lr | 0.01 | tuned, see below |
+Tuning (digits): learning rates as published (our 0.01) damaged the model (retain accuracy 0.87); the
 search scaled all of the method's learning rates together, N = 16 runs per value scored against the
 cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×0.3 0.0133, ×1 0.0019.
 Chosen: ×0.3 (lr 3e-3).
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import cross_entropy_step, fine_tune, random_label_cross_entropy, with_forget_batch
 
 PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4)
+TUNED = {"digits": tuned_lrs(PUBLISHED, 0.3)}   # the digits search (docstring)
 
 
-@unlearning_method("random-labels", PUBLISHED)
+@unlearning_method("random-labels", PUBLISHED, tuned=TUNED)
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     loss_fn = with_forget_batch(cross_entropy_step, random_label_cross_entropy, forget_loader)
     return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],

@@ -6,8 +6,13 @@ the challenge's faces data, the classic ones on CIFAR-10 (ResNet-18). In a setti
 
 * every epoch count -- an option whose name holds ``epochs``: passes over a loader, tuples element-wise --
   scaled to the same fraction of a retrain's optimiser steps: ``epochs * p.epoch_scale``
-  (:meth:`SettingProfile.epochs`; digits: x 4/3, the challenge's own data: x 1);
-* everything else, learning rates included, as published.
+  (:meth:`SettingProfile.epochs`; the challenge's own data and CIFAR-10: x 1, mnist-groups: x 1/3, the mock
+  Kaggle input: x 1/10);
+* everything else, learning rates included, as published;
+* then the values the method was tuned at in that setting, where it was (``tuned[p.name]``): only digits,
+  tuned before this rule, whose methods keep their earlier values -- epochs x 2/3, the setting's declared
+  scale (:mod:`starter_kit.profile`), and some learning rates x 0.3 ... x 100, searched on the seed-1 oracles
+  (each module's docstring) -- so that its leaderboard figures stay reproducible.
 
 A method's module docstring says where it departs from its source and why. Without a profile (a call by
 hand, or the Kaggle notebook on the challenge's data) a method assumes the challenge's own setting
@@ -28,29 +33,30 @@ from torch import nn
 
 from unlearning_mock.starter_kit.profile import CHALLENGE_PROFILE, SettingProfile
 
-EPOCHS = "epochs"   # an option whose name holds this counts passes over a loader: scaled by the rule
+
+def setting_defaults(published: dict, profile: SettingProfile | None, tuned: dict | None = None) -> dict:
+    """``published`` made ``profile``'s defaults (:meth:`SettingProfile.defaults`; no profile: the challenge's)."""
+    return (CHALLENGE_PROFILE if profile is None else profile).defaults(published, tuned)
 
 
-def setting_defaults(published: dict, profile: SettingProfile | None) -> dict:
-    """``published`` with every epoch count scaled to ``profile``'s setting (the module docstring's rule)."""
-    profile = CHALLENGE_PROFILE if profile is None else profile
-
-    def scaled(value):
-        return tuple(profile.epochs(v) for v in value) if isinstance(value, tuple) else profile.epochs(value)
-    return {key: scaled(value) if EPOCHS in key else value for key, value in published.items()}
+def tuned_lrs(published: dict, factor: float) -> dict:
+    """Every learning rate of ``published`` (keys containing ``lr``; tuples element-wise) times ``factor``: a
+    method's tuned values where a search scaled all its learning rates together (digits)."""
+    return {key: tuple(v * factor for v in value) if isinstance(value, tuple) else value * factor
+            for key, value in published.items() if "lr" in key}
 
 
-def unlearning_method(name: str, published: dict, check=None):
+def unlearning_method(name: str, published: dict, check=None, tuned: dict | None = None):
     """Decorator: ``body(net, retain_loader, forget_loader, validation_loader, o, profile)`` becomes
 
     ``unlearning(net, retain_loader, forget_loader, validation_loader=None, *, profile=None, <option>=..., ...)``
 
     with one keyword-only option per key of ``published`` (its published value shown as the default).
-    Each call resolves the options -- the setting's defaults (:func:`setting_defaults`), then the ones
-    given -- refuses an unknown one with a ``ValueError`` naming the method's options, runs
-    ``check(net, o, profile)`` (it raises a ``ValueError`` for a model or setting the method cannot
-    handle, before any training) and hands ``body`` the options as the dict ``o`` and the profile
-    (:data:`CHALLENGE_PROFILE` when none was given).
+    Each call resolves the options -- the setting's defaults (:func:`setting_defaults` with ``tuned``: setting
+    name -> values tuned there), then the ones given -- refuses an unknown one with a ``ValueError`` naming the
+    method's options, runs ``check(net, o, profile)`` (it raises a ``ValueError`` for a model or setting the
+    method cannot handle, before any training) and hands ``body`` the options as the dict ``o`` and the
+    profile (:data:`CHALLENGE_PROFILE` when none was given).
     """
     def wrap(body):
         @functools.wraps(body)
@@ -60,7 +66,7 @@ def unlearning_method(name: str, published: dict, check=None):
             if unknown:
                 raise ValueError(f"{name}: unknown option(s) {unknown}; its options are {sorted(published)}")
             profile = CHALLENGE_PROFILE if profile is None else profile
-            o = {**setting_defaults(published, profile), **options}
+            o = {**setting_defaults(published, profile, tuned), **options}
             if check is not None:
                 check(net, o, profile)
             return body(net, retain_loader, forget_loader, validation_loader, o, profile)
@@ -73,6 +79,6 @@ def unlearning_method(name: str, published: dict, check=None):
                inspect.Parameter("profile", keyword, default=None)]
             + [inspect.Parameter(key, keyword, default=value) for key, value in published.items()])
         unlearning.method_name, unlearning.published = name, dict(published)
+        unlearning.tuned = {setting: dict(values) for setting, values in (tuned or {}).items()}
         return unlearning
     return wrap
-

@@ -71,5 +71,5 @@ def setting_original(setting, cache_dir=None, device="cpu", log=print) -> nn.Mod
         model = setting.make_model()
         model.load_state_dict(torch.load(setting.original_weights, map_location="cpu", weights_only=True))
         return model.to(device).eval()
-    return load_or_train_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir, device=device,
-                                  log=log)
+    return load_or_train_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir,
+                                  device=device, log=log)

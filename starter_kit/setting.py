@@ -36,6 +36,7 @@ class Setting:
     baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
     original_weights: Path | None = None     # published original weights; trained (and cached) when None
     original_recipe: Recipe | None = None    # the original's recipe when it differs from the oracles' (``recipe``)
+    method_epoch_scale: float | None = None  # methods' epochs per published epoch, where tuned before the rule (digits)
     notes: dict = field(default_factory=dict)
 
     @property
@@ -43,7 +44,8 @@ class Setting:
         """What a method may know about this setting (:mod:`starter_kit.profile`), from its data, recipe and loaders."""
         return SettingProfile.of(self.name, self.data.num_classes, self.batch_size, len(self.data.retain_idx),
                                  self.recipe.epochs, self.recipe.batch_size, self.recipe.class_weighted,
-                                 forget_labels=self.data.forget[1].tolist())
+                                 forget_labels=self.data.forget[1].tolist(),
+                                 declared_epoch_scale=self.method_epoch_scale)
 
     @property
     def recipe_of_original(self) -> Recipe:

@@ -17,8 +17,7 @@ from unlearning_mock.starter_kit.evaluation import accuracy
 from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 from unlearning_mock.starter_kit.unlearning_steps import inverse_frequency_weights
 from unlearning_mock.mock_evaluator.reports import curve
-from unlearning_mock.submission.unlearning import (SRFL_PUBLISHED_LR, SRFL_VARIANTS, srfl_class_weights, srfl_loss,
-                                                   unlearning)
+from unlearning_mock.submission.unlearning import SRFL_PUBLISHED, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
 # ---------------------------------------------------------------------------------------------------
 # The loss, by hand
@@ -181,14 +180,15 @@ def test_class_weights_auto_follow_the_settings_recipe(original, loaders, digits
     assert srfl_class_weights(None, loaders.retain, original, weighted) is None
 
 
-def test_defaults_are_the_authors_values_at_the_settings_share_of_a_retrain(original, loaders, digits_profile):
+def test_defaults_digits_keeps_its_values_another_setting_gets_the_authors_at_its_share(original, loaders,
+                                                                                        digits_profile):
     record = []
     unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, profile=digits_profile, record=record)
-    assert len(record) == round(4 / 3 * len(loaders.retain)) == round(digits_profile.epochs(1.0) * len(loaders.retain))
-    assert record[0]["lr"] == SRFL_PUBLISHED_LR
-    unchanged = []
-    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, record=unchanged)   # the challenge's own
-    assert len(unchanged) == len(loaders.retain)
+    assert len(record) == 2 * len(loaders.retain) and record[0]["lr"] == pytest.approx(1e-2)   # digits, as before
+    other = dataclasses.replace(digits_profile, name="other", declared_epoch_scale=None)        # the rule: x 4/3
+    record = []
+    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, profile=other, record=record)
+    assert len(record) == round(4 / 3 * len(loaders.retain)) and record[0]["lr"] == pytest.approx(SRFL_PUBLISHED["lr"])
 
 
 def test_dict_batches_record_and_forget_accuracy_falls(digits, original, fresh_original):
