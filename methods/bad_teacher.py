@@ -7,9 +7,10 @@ loss = KL(competent ‖ student) on a retain batch + KL(incompetent ‖ student)
 temperature 1. The paper trains 1 epoch with Adam, lr 1e-4 (on a retain subset; here the whole
 retain loader, a forget batch per retain batch).
 
-Per-setting defaults:
+Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
+digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
 
-| | resnet18 (published) | digits |
+| | published (other settings: epochs by the rule) | digits (kept) |
 |---|---|---|
 | epochs (retain) | 1 | 2/3 (the same fraction of a retrain) |
 | lr (Adam) | 1e-4 | see below |
@@ -23,16 +24,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearning_mock.methods.settings import method_options, scaled
+from unlearning_mock.methods.settings import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, frozen_copy, reinitialise,
                                                           with_forget_batch)
 
-_PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": dict(_PUBLISHED, epochs=scaled(1.0))}
+PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
 
 
-def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
-    o = method_options(net, DEFAULTS, options, "bad-teacher")
+@unlearning_method("bad-teacher", PUBLISHED)
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     competent = frozen_copy(net)
     incompetent = frozen_copy(net)
     reinitialise(incompetent)

@@ -4,9 +4,10 @@ Source: ``shared/REFERENCE_METHODS.md`` (classic methods, CIFAR-10 ResNet-18 def
 cross-entropy on the forget set for a few epochs at a small learning rate (1e-4 … 1e-2). Here: 5
 epochs over the forget set, SGD momentum 0.9, weight decay 5e-4, constant learning rate.
 
-Per-setting defaults:
+Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
+digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
 
-| | resnet18 (published range) | digits |
+| | published (other settings: epochs by the rule) | digits (kept) |
 |---|---|---|
 | forget epochs | 5 | 3⅓ (the same fraction of a retrain) |
 | lr | 1e-4 | tuned, see below |
@@ -21,14 +22,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import lrs_scaled, method_options, scaled
+from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
 
-_PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
-DEFAULTS = {"resnet18": _PUBLISHED, "digits": lrs_scaled(dict(_PUBLISHED, epochs=scaled(5.0)), 100)}
+PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
+TUNED = {"digits": tuned_lrs(PUBLISHED, 100)}   # the digits search (docstring)
 
 
-def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, **options) -> nn.Module:
-    o = method_options(net, DEFAULTS, options, "ga")
+@unlearning_method("ga", PUBLISHED, tuned=TUNED)
+def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     return fine_tune(net, forget_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
                      weight_decay=o["weight_decay"], schedule="constant", loss_fn=negated_cross_entropy_step)

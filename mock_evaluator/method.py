@@ -8,9 +8,11 @@ Built from a spec (:func:`method_from_spec`):
   CIFAR-10 kit's on CIFAR-10).
 
 Options (``--submission-option key=value``) are parsed as Python literals and passed to ``unlearning`` as
-keywords; one the function does not accept is an error before any training. Building a method runs none
-of its code: the evaluator loads it (:func:`load_function`, :func:`check_options`) only in a child process
-of a worker (:mod:`mock_evaluator.engine.jobs`), never in the driver. The fingerprint hashes the
+keywords; one the function does not accept is an error before any training. A function that declares the
+keyword ``profile`` also gets the setting's :class:`~starter_kit.profile.SettingProfile`
+(:func:`call_keywords`); ``profile`` is not an option. Building a method runs none of its code: the
+evaluator loads it (:func:`load_function`, :func:`check_options`) only in a child process of a worker
+(:mod:`mock_evaluator.engine.jobs`), never in the driver. The fingerprint hashes the
 method's source, every module it imports from the project or from its own folder (transitively, found by
 reading the ``import`` statements), and its options: edit any of those and its cached runs are redone; edit
 an unrelated file and they are reused. Code loaded dynamically (``importlib.import_module(name_in_a_string)``)
@@ -34,6 +36,7 @@ from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PR
 
 BASELINE = "baseline"
 POSITIONAL = ("net", "retain_loader", "forget_loader", "validation_loader")
+PROFILE = "profile"   # the keyword through which a method that declares it gets its setting's profile
 
 
 @dataclass(frozen=True)
@@ -165,14 +168,30 @@ def load_function(kind: str, target: str):
     return function
 
 
+def declares_profile(function) -> bool:
+    """Whether ``function`` declares the keyword ``profile`` by name (a ``**kwargs`` catch-all does not count)."""
+    parameter = inspect.signature(function).parameters.get(PROFILE)
+    return parameter is not None and parameter.kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                       inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def call_keywords(function, options: dict, profile) -> dict:
+    """The keywords of one ``unlearning`` call: the method's ``options``, plus ``profile`` where it declares it."""
+    return {**options, PROFILE: profile} if declares_profile(function) else dict(options)
+
+
 def check_options(function, options: dict, name: str) -> None:
-    """Every option must be a keyword ``function`` accepts (anything goes with ``**kwargs``)."""
+    """Every option must be a keyword ``function`` accepts (anything goes with ``**kwargs``); ``profile`` is
+    the evaluator's to pass, never an option."""
+    if PROFILE in options:
+        raise ValueError(f"{name}: 'profile' is not an option: the evaluator passes the setting's profile itself "
+                         "to an unlearning() that declares it; drop --submission-option profile=...")
     if not options:
         return
     parameters = inspect.signature(function).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    accepted = [p for p, v in parameters.items() if p not in POSITIONAL
+    accepted = [p for p, v in parameters.items() if p not in POSITIONAL and p != PROFILE
                 and v.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

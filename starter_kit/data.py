@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY
+from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY, DropSingletonBatches
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_FORGET_SEED = 1
@@ -157,12 +157,19 @@ class Loaders(NamedTuple):
 
 def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
                  dict_batches: bool = False) -> Loaders:
-    """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order."""
+    """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order. The three
+    a method gets (retain, forget, validation) drop a last batch of one example, as the training recipe does
+    (:func:`~starter_kit.batches.batch_sizes`: batch norm cannot train on one); the test loader, for
+    evaluation only, keeps every example."""
 
-    def loader(inputs, targets, shuffle, offset, columns=None):
+    def loader(inputs, targets, shuffle, offset, columns=None, drop_singleton=True):
+        # DataLoader(batch_size, shuffle, generator), less a one-example last batch (batches.py)
         generator = torch.Generator().manual_seed(seed * 4 + offset) if shuffle else None
-        return DataLoader(TensorPairs(inputs, targets, dict_batches, columns), batch_size=batch_size,
-                          shuffle=shuffle, generator=generator)
+        pairs = TensorPairs(inputs, targets, dict_batches, columns)
+        if not drop_singleton:
+            return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
+        return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator)
 
     def columns_at(idx):
         return {key: np.asarray(values)[idx] for key, values in data.extra_columns.items()}
@@ -171,5 +178,5 @@ def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, see
         retain=loader(*data.retain, True, 0, columns_at(data.retain_idx)),
         forget=loader(*data.forget, True, 1, columns_at(data.forget_idx)),
         validation=loader(*data.validation, False, 2),
-        test=loader(*data.test, False, 3),
+        test=loader(*data.test, False, 3, drop_singleton=False),
     )

@@ -100,3 +100,14 @@ def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, see
     save_checked_state({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
     return model
+
+
+def setting_original(setting, cache_dir=None, device="cpu", log=print) -> nn.Module:
+    """The original model of a :class:`~starter_kit.setting.Setting`, in eval mode on ``device``: its published
+    weights where it has them, else trained with its original's recipe (cached, :func:`load_or_train_original`)."""
+    if setting.original_weights is not None:
+        model = setting.make_model()
+        model.load_state_dict(torch.load(setting.original_weights, map_location="cpu", weights_only=True))
+        return model.to(device).eval()
+    return load_or_train_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir,
+                                  device=device, log=log)

@@ -1,4 +1,5 @@
-"""What a *setting* is (:class:`Setting`), and the registry the settings register into.
+"""What a *setting* is (:class:`Setting`, with its :class:`~starter_kit.profile.SettingProfile`), and the
+registry the settings register into.
 
 A setting is everything the evaluator needs to re-create one challenge setting: the data and its split,
 how to build the model, the recipe that trains the original and every oracle, the loaders' batch size
@@ -19,6 +20,7 @@ from torch import nn
 
 from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
 from unlearning_mock.starter_kit.data import UnlearningData
+from unlearning_mock.starter_kit.profile import SettingProfile
 from unlearning_mock.starter_kit.training import Recipe
 
 
@@ -34,7 +36,16 @@ class Setting:
     baseline_name: str = "kaggle-sample fine-tune (1 epoch, lr 1e-3)"
     original_weights: Path | None = None     # published original weights; trained (and cached) when None
     original_recipe: Recipe | None = None    # the original's recipe when it differs from the oracles' (``recipe``)
+    method_epoch_scale: float | None = None  # methods' epochs per published epoch, where tuned before the rule (digits)
     notes: dict = field(default_factory=dict)
+
+    @property
+    def profile(self) -> SettingProfile:
+        """What a method may know about this setting (:mod:`starter_kit.profile`), from its data, recipe and loaders."""
+        return SettingProfile.of(self.name, self.data.num_classes, self.batch_size, len(self.data.retain_idx),
+                                 self.recipe.epochs, self.recipe.batch_size, self.recipe.class_weighted,
+                                 forget_labels=self.data.forget[1].tolist(),
+                                 declared_epoch_scale=self.method_epoch_scale)
 
     @property
     def recipe_of_original(self) -> Recipe:

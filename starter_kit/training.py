@@ -20,8 +20,8 @@ on a GPU yet, and on CPU its compile time exceeds what it saves on short runs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearning_mock.starter_kit.batches import batch_sizes
 from unlearning_mock.starter_kit.class_weights import inverse_frequency
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, split_fused_state
 
@@ -253,10 +254,11 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     if images:
         model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model.parameters(), recipe)
-    # a one-example last batch is dropped (batch norm in training mode needs two values per channel); the
-    # epoch's random order decides which example sits out
-    used = n - 1 if n > 1 and recipe.batch_size > 1 and n % recipe.batch_size == 1 else n
-    steps_per_epoch = math.ceil(used / recipe.batch_size)
+    # a one-example last batch is dropped (batches.batch_sizes: batch norm in training mode needs two values
+    # per channel); the epoch's random order decides which example sits out
+    sizes = batch_sizes(n, recipe.batch_size)
+    starts = [0] + list(itertools.accumulate(sizes))[:-1]
+    steps_per_epoch = len(sizes)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs * steps_per_epoch) \
         if recipe.schedule == "cosine" else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
@@ -273,8 +275,8 @@ def _train(model: nn.Module, inputs, targets, recipe: Recipe, seeds: list[int], 
     try:
         for epoch in range(1, recipe.epochs + 1):
             plan = _epoch_plan(generators, n, recipe.augment, device)
-            for start in range(0, used, recipe.batch_size):
-                x, y = _fused_batch(inputs, targets, plan, slice(start, start + recipe.batch_size))
+            for start, size in zip(starts, sizes):
+                x, y = _fused_batch(inputs, targets, plan, slice(start, start + size))
                 _training_step(forward, optimizer, x, y, weight, amp)
                 if scheduler is not None:
                     scheduler.step()

@@ -35,6 +35,14 @@ def loaders(digits):
 
 
 @pytest.fixture(scope="session")
+def digits_profile():
+    """The digits setting's profile, as the evaluator passes it to a method that declares ``profile``."""
+    from unlearning_mock.starter_kit.settings import load_setting
+
+    return load_setting("digits").profile
+
+
+@pytest.fixture(scope="session")
 def one_step_source() -> str:
     """A real, cheap submission: one step of retain fine-tuning (``lr`` an option; 0 returns the original)."""
     return '''

@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from unlearning_mock.methods.registry import METHODS, get_entry, load_method, method_names
-from unlearning_mock.methods.settings import method_options, setting_of
 from unlearning_mock.starter_kit.data import TensorPairs, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet, resnet18
+from unlearning_mock.starter_kit.settings import load_setting
 
 REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("unlearning_mock.methods.")]
 
@@ -39,7 +39,9 @@ def confidence(net, inputs, targets):
 
 
 def run(name, original, digits, seed=0, dict_batches=False, **extra):
+    """The method's run on digits as the evaluator makes it: the setting's profile passed, seeded."""
     unlearn, options = load_method(name)
+    options = {**options, "profile": load_setting("digits").profile}
     net = copy.deepcopy(original)
     loaders = make_loaders(digits, seed=seed, dict_batches=dict_batches)
     torch.manual_seed(seed)
@@ -81,16 +83,9 @@ def test_unknown_method_is_a_clear_error_listing_the_known_ones():
 
 
 def test_unknown_option_is_a_clear_error_listing_the_method_options(original):
+    unlearning, _ = load_method("fcs")
     with pytest.raises(ValueError, match=r"fcs: unknown option\(s\) \['epoch'\]; its options are .*rounds"):
-        method_options(original, importlib.import_module("unlearning_mock.methods.fcs").DEFAULTS, {"epoch": 3}, "fcs")
-
-
-def test_settings_follow_the_model_type(original):
-    assert setting_of(original) == "digits"
-    assert setting_of(resnet18()) == "resnet18"
-    fcs = importlib.import_module("unlearning_mock.methods.fcs").DEFAULTS
-    assert fcs["resnet18"]["retain_epochs_per_round"] == 1.0
-    assert fcs["digits"]["retain_epochs_per_round"] == pytest.approx(20 / 30)
+        unlearning(original, [], [], None, epoch=3)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import zipfile
@@ -17,6 +18,7 @@ from unlearning_mock.starter_kit.kaggle import load_kaggle_data
 from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_layout
 from unlearning_mock.starter_kit.models import resnet18
 from unlearning_mock.mock_evaluator.kaggle import notebook as package
+from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.mock_evaluator.kaggle.notebook import InlineError, build_notebook, inline_sources, main, run_notebook, write_notebook
 
 TINY = {"train": 40, "validation": 10, "test": 10}
@@ -52,7 +54,9 @@ def test_structure_and_validation(notebook, tmp_path):
     joined = "\n".join(sources)
     assert "/kaggle/input/neurips-2023-machine-unlearning" in joined and package.ROOT_ENV in joined
     assert "NUM_CHECKPOINTS = 512" in joined and package.COUNT_ENV in joined
-    assert "unlearning(net, retain_loader, forget_loader, validation_loader, **UNLEARNING_OPTIONS)" in joined
+    assert "keywords = dict(UNLEARNING_OPTIONS)" in joined   # the options, plus the profile where declared
+    assert "unlearning(net, retain_loader, forget_loader, validation_loader, **keywords)" in joined
+    assert joined.index("class SettingProfile") < joined.index("def setting_profile(")
     assert "unlearned_checkpoint_{i}.pth" in joined and "submission.zip" in joined and "empty.txt" in joined
     assert "tempfile.mkdtemp" in joined and "resnet18(weights=None, num_classes=10)" in joined
     for source in sources:
@@ -154,8 +158,11 @@ def test_count_override_ignored_on_kaggle(notebook, tmp_path):
 
 def test_notebook_loaders_match_the_layout_loader(notebook, tiny_input, tmp_path):
     namespace = _run_cells_in_process(notebook, tmp_path, {package.ROOT_ENV: str(tiny_input)},
-                                      upto="if os.path.exists")
+                                      upto='os.path.join(INPUT_ROOT, "empty.txt")')
     retain_loader, forget_loader, validation_loader = namespace["get_dataset"](64)
+    # the profile the notebook passes to an unlearning() that declares it: the evaluator's for this input
+    notebook_profile = namespace["setting_profile"](retain_loader, forget_loader)
+    assert dataclasses.asdict(notebook_profile) == dataclasses.asdict(load_setting("kaggle", tiny_input).profile)
     data = load_kaggle_data(tiny_input)
     batch = next(iter(validation_loader))                      # not shuffled: the CSV's order
     assert batch["image"].dtype == torch.float32 and tuple(batch["image"].shape[1:]) == (3, 32, 32)
@@ -196,7 +203,7 @@ def test_packaging_another_method_with_options(tmp_path, capsys):
     notebook = nbformat.read(str(out / "submission.ipynb"), as_version=4)
     sources = "\n".join(cell.source for cell in notebook.cells)
     assert "UNLEARNING_OPTIONS = {'variant': 'seed', 'epochs': 3}" in sources
-    assert "**UNLEARNING_OPTIONS)" in sources
+    assert "keywords = dict(UNLEARNING_OPTIONS)" in sources and "**keywords)" in sources
     assert main(["--out", str(out), "--option", "no_such_option=1"]) == 2
     assert "does not accept option(s) ['no_such_option']" in capsys.readouterr().err
     outside = tmp_path / "mine.py"

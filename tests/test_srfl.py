@@ -1,6 +1,7 @@
 """SRFL: the two variants' loss term by term, what trains, the schedule, class weights, the contract, the curve."""
 
 import copy
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -16,7 +17,7 @@ from unlearning_mock.starter_kit.evaluation import accuracy
 from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 from unlearning_mock.starter_kit.unlearning_steps import inverse_frequency_weights
 from unlearning_mock.mock_evaluator.reports import curve
-from unlearning_mock.submission.unlearning import SRFL_DEFAULTS, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
+from unlearning_mock.submission.unlearning import SRFL_PUBLISHED, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
 # ---------------------------------------------------------------------------------------------------
 # The loss, by hand
@@ -157,7 +158,7 @@ def test_class_weights_reach_the_training(original, loaders):
 
     def layer1_after(class_weights):
         net = copy.deepcopy(original)
-        unlearning(net, retain, forget, epochs=1, seed=0, class_weights=class_weights)
+        unlearning(net, retain, forget, epochs=1, lr=1e-2, seed=0, class_weights=class_weights)
         return net.layer1.conv1.weight.detach().clone()
 
     plain = layer1_after(None)
@@ -169,22 +170,34 @@ def test_class_weights_reach_the_training(original, loaders):
     assert (plain - skewed).abs().max() > 1e-5
 
 
-def test_class_weights_auto_means_inverse_frequency_for_dict_batches_only(original, digits, loaders):
-    dict_loaders = make_loaders(digits, dict_batches=True)
-    expected = inverse_frequency_weights(dict_loaders.retain, 10)
-    assert torch.allclose(srfl_class_weights("auto", dict_loaders.retain, original), expected)
-    assert srfl_class_weights("auto", loaders.retain, original) is None
-    assert torch.allclose(srfl_class_weights("inverse_frequency", loaders.retain, original),
-                          inverse_frequency_weights(loaders.retain, 10))
-    assert srfl_class_weights(None, dict_loaders.retain, original) is None
+def test_class_weights_auto_follow_the_settings_recipe(original, loaders, digits_profile):
+    expected = inverse_frequency_weights(loaders.retain, 10)
+    weighted = dataclasses.replace(digits_profile, class_weighted=True)
+    assert torch.allclose(srfl_class_weights("auto", loaders.retain, original, weighted), expected)
+    assert srfl_class_weights("auto", loaders.retain, original, digits_profile) is None   # digits' CE is unweighted
+    assert torch.allclose(srfl_class_weights("auto", loaders.retain, original), expected)  # no profile: the challenge's
+    assert torch.allclose(srfl_class_weights("inverse_frequency", loaders.retain, original, digits_profile), expected)
+    assert srfl_class_weights(None, loaders.retain, original, weighted) is None
+
+
+def test_defaults_digits_keeps_its_values_another_setting_gets_the_authors_at_its_share(original, loaders,
+                                                                                        digits_profile):
+    record = []
+    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, profile=digits_profile, record=record)
+    assert len(record) == 2 * len(loaders.retain) and record[0]["lr"] == pytest.approx(1e-2)   # digits, as before
+    other = dataclasses.replace(digits_profile, name="other", declared_epoch_scale=None)        # the rule: x 4/3
+    record = []
+    unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, profile=other, record=record)
+    assert len(record) == round(4 / 3 * len(loaders.retain)) and record[0]["lr"] == pytest.approx(SRFL_PUBLISHED["lr"])
 
 
 def test_dict_batches_record_and_forget_accuracy_falls(digits, original, fresh_original):
     dict_loaders = make_loaders(digits, dict_batches=True)
     record = []
     torch.manual_seed(0)
-    unlearning(fresh_original, dict_loaders.retain, dict_loaders.forget, dict_loaders.validation, record=record)
-    assert len(record) == SRFL_DEFAULTS["SmallResNet"]["epochs"] * len(dict_loaders.retain)
+    unlearning(fresh_original, dict_loaders.retain, dict_loaders.forget, dict_loaders.validation, epochs=2, lr=1e-2,
+               record=record)
+    assert len(record) == 2 * len(dict_loaders.retain)
     assert {"step", "loss", "facc", "racc"} <= set(record[0])
     tuples = make_loaders(digits)
     forget_after, retain_after = accuracy(fresh_original, tuples.forget), accuracy(fresh_original, tuples.retain)

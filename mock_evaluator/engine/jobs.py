@@ -30,7 +30,7 @@ from unlearning_mock.mock_evaluator.engine.isolation import ChildDied, StateLayo
 from unlearning_mock.mock_evaluator.engine.limits import Limits, format_bytes
 from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSION, JobResult, death_cause, failed,
                                                             timeout_cause)
-from unlearning_mock.mock_evaluator.method import Method, check_options, load_function
+from unlearning_mock.mock_evaluator.method import Method, call_keywords, check_options, load_function
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
 from unlearning_mock.starter_kit.data import make_loaders
@@ -240,8 +240,9 @@ def _call(job: UnlearningJob, block, started, user_interrupts: bool = False) -> 
         torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
         np.random.seed(seed % 2**32)
         random.seed(seed)
+        keywords = call_keywords(unlearn, method.option_dict, setting.profile)
         stage = "unlearning()"
-        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **method.option_dict)
+        returned = unlearn(net, loaders.retain, loaders.forget, loaders.validation, **keywords)
         check_returned(net, returned)
         _layout(ctx).write(net.state_dict(), block)
     except KeyboardInterrupt:

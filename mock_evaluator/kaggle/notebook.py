@@ -43,6 +43,7 @@ from unlearning_mock.mock_evaluator.sources import (PACKAGE, PROJECT_PACKAGES, P
                                                      own_module_path, project_module_path)
 
 ENTRY_MODULE = f"{PACKAGE}.submission.unlearning"
+PROFILE_MODULE = f"{PACKAGE}.starter_kit.profile"   # always inlined: the notebook builds the setting's profile
 ENTRY_FUNCTION = "unlearning"
 DEFAULT_OUT = Path("dist")
 NOTEBOOK_NAME = "submission.ipynb"
@@ -152,8 +153,9 @@ def top_level_names(source: str) -> set[str]:
     return {name for name in names if not (name.startswith("__") and name.endswith("__"))}
 
 
-def inline_sources(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[tuple[str, str]]:
-    """``[(module name, rewritten source)]`` for ``entry`` and every project module it needs, dependencies first."""
+def inline_sources(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, also=()) -> list[tuple[str, str]]:
+    """``[(module name, rewritten source)]`` for the modules ``also``, ``entry`` and every project module they
+    need, dependencies first (``entry`` last)."""
     ordered: list[tuple[str, str]] = []
     done: set[str] = set()
     visiting: list[str] = []
@@ -171,7 +173,8 @@ def inline_sources(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list
         done.add(name)
         ordered.append((name, source))
 
-    visit(entry)
+    for name in (*also, entry):
+        visit(name)
     owner: dict[str, str] = {}
     for name, source in ordered:
         for defined in top_level_names(source):
@@ -191,6 +194,8 @@ def inline_sources(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list
 
 IMPORTS_CELL = '''\
 import csv
+import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -267,7 +272,21 @@ def get_dataset(batch_size):
     retain_loader = DataLoader(retain_ds, batch_size=batch_size, shuffle=True)
     forget_loader = DataLoader(forget_ds, batch_size=batch_size, shuffle=True)
     validation_loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False)
-    return retain_loader, forget_loader, validation_loader'''
+    return retain_loader, forget_loader, validation_loader
+
+
+def setting_profile(retain_loader, forget_loader):
+    """The profile passed to an unlearning() that declares `profile` (starter_kit/profile.py): this data and
+    the recipe its retrained models train with -- the organisers' (30 epochs at batch 64, class-weighted
+    cross-entropy) on Kaggle, a local mock input's own (its mock_kaggle.json)."""
+    recipe = {"epochs": 30, "batch_size": 64, "class_weighted": True}
+    info = os.path.join(INPUT_ROOT, "mock_kaggle.json")
+    if os.path.exists(info):
+        with open(info) as handle:
+            recipe = json.load(handle).get("oracle_recipe", recipe)
+    forget_labels = [int(example["age_group"]) for example in forget_loader.dataset.examples]
+    return SettingProfile.of("kaggle", 10, BATCH_SIZE, len(retain_loader.dataset), recipe["epochs"],
+                             recipe["batch_size"], recipe.get("class_weighted", False), forget_labels)'''
 
 MAIN_CELL = '''\
 if os.path.exists(os.path.join(INPUT_ROOT, "empty.txt")):
@@ -283,10 +302,13 @@ else:
         retain_loader, forget_loader, validation_loader = get_dataset(BATCH_SIZE)
         net = resnet18(weights=None, num_classes=10)
         net.to(DEVICE)
+        keywords = dict(UNLEARNING_OPTIONS)
+        if "profile" in inspect.signature(unlearning).parameters:   # it reads the setting's profile
+            keywords["profile"] = setting_profile(retain_loader, forget_loader)
         for i in range(NUM_CHECKPOINTS):
             net.load_state_dict(torch.load(os.path.join(INPUT_ROOT, "original_model.pth"),
                                            map_location=DEVICE, weights_only=True))
-            unlearning(net, retain_loader, forget_loader, validation_loader, **UNLEARNING_OPTIONS)
+            unlearning(net, retain_loader, forget_loader, validation_loader, **keywords)
             state = net.state_dict()
             torch.save(state, os.path.join(checkpoint_dir, f"unlearned_checkpoint_{i}.pth"))
             print(f"checkpoint {i + 1}/{NUM_CHECKPOINTS} saved", flush=True)
@@ -334,7 +356,7 @@ def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options
     for key, value in options.items():
         if not key.isidentifier() or ast.literal_eval(repr(value)) != value:
             raise ValueError(f"option {key}={value!r}: keys must be identifiers and values Python literals")
-    modules = inline_sources(entry, root)
+    modules = inline_sources(entry, root, also=(PROFILE_MODULE,))
     listing = ", ".join(f"`{name}`" for name, _ in modules)
     cells = [
         new_markdown_cell(

@@ -31,8 +31,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
+from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_kaggle_input
+from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.evaluation import accuracy
+from unlearning_mock.starter_kit.kaggle import ORIGINAL_WEIGHTS
+from unlearning_mock.starter_kit.original import setting_original
+from unlearning_mock.starter_kit.settings import load_setting
 
 SETTINGS = ("digits", "kaggle")
 DECOUPLED_FORGET_MAX = 0.3
@@ -40,12 +44,13 @@ DECOUPLED_RETAIN_MIN = 0.85
 LAST_FRACTION = 0.2
 
 # method -> where its `unlearning` lives, the option that selects the variant, its values (the first is
-# the default variant), and the curve's keyword arguments per setting ({} = the method's own defaults).
+# the default variant), and the curve's keyword arguments per setting ({} = the method's own defaults in
+# that setting, from its profile).
 METHODS = {
-    "srfl": {"module": "submission.unlearning", "option": "variant", "values": ("submitted", "seed"),
+    "srfl": {"module": "unlearning_mock.submission.unlearning", "option": "variant", "values": ("submitted", "seed"),
              "curve": {"digits": {"epochs": 8, "lr": 1e-2}, "kaggle": {"epochs": 3, "lr": 1e-2}}},
-    "alif": {"module": "submission.alif", "option": "target", "values": ("decouple", "unseen"),
-             "curve": {"digits": {}, "kaggle": {}}},
+    "alif": {"module": "unlearning_mock.submission.alif", "option": "target", "values": ("decouple", "unseen"),
+             "curve": {"digits": {}, "kaggle": {"epochs": 1, "lr": 0.01}}},   # kaggle: as before the profile
 }
 
 
@@ -64,28 +69,18 @@ def method_function(method: str):
 
 
 def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=None, seed: int = 0):
-    """(original model in eval mode, loaders) of the setting ``name``."""
-    if name == "digits":
-        from unlearning_mock.starter_kit.models import SmallResNet
-        from unlearning_mock.starter_kit.original import load_or_train_original
-        from unlearning_mock.starter_kit.training import DIGITS_RECIPE
-
-        data = load_digits_data()
-        original = load_or_train_original(data, SmallResNet, DIGITS_RECIPE, cache_dir=cache_dir, log=lambda *_: None)
-        return original.eval(), make_loaders(data, seed=seed)
+    """(original model in eval mode, loaders, profile) of the setting ``name``, built by :func:`load_setting`."""
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}: choose from {SETTINGS}")
+    data_dir = None
     if name == "kaggle":
-        from unlearning_mock.starter_kit.kaggle import KAGGLE_BATCH_SIZE, ORIGINAL_WEIGHTS, load_kaggle_data
-        from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_kaggle_input
-        from unlearning_mock.starter_kit.models import resnet18
-
-        kaggle_dir = Path(kaggle_dir)
-        if not (kaggle_dir / ORIGINAL_WEIGHTS).is_file():
-            write_mock_kaggle_input(kaggle_dir)
-        data = load_kaggle_data(kaggle_dir)
-        original = resnet18(num_classes=data.num_classes)
-        original.load_state_dict(torch.load(kaggle_dir / ORIGINAL_WEIGHTS, weights_only=True))
-        return original.eval(), make_loaders(data, KAGGLE_BATCH_SIZE, seed=seed, dict_batches=True)
-    raise ValueError(f"unknown setting {name!r}: choose from {SETTINGS}")
+        data_dir = Path(kaggle_dir)
+        if not (data_dir / ORIGINAL_WEIGHTS).is_file():
+            write_mock_kaggle_input(data_dir)
+    setting = load_setting(name, data_dir)
+    original = setting_original(setting, cache_dir=cache_dir, log=lambda *_: None)
+    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    return original, loaders, setting.profile
 
 
 def last_fifth(frame: pd.DataFrame) -> dict:
@@ -106,7 +101,7 @@ def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides
     spec = METHODS[method]
     steps, summary = [], []
     for setting in settings:
-        original, loaders = load_curve_setting(setting, kaggle_dir, cache_dir, seed)
+        original, loaders, profile = load_curve_setting(setting, kaggle_dir, cache_dir, seed)
         summary.append({"setting": setting, "variant": "original", "steps": 0,
                         **{part: accuracy(original, getattr(loaders, part)) for part in ("retain", "forget", "test")}})
         for value in spec["values"]:
@@ -115,7 +110,7 @@ def run_curves(method: str = "srfl", settings=SETTINGS, seed: int = 0, overrides
             record: list[dict] = []
             options = {**spec["curve"].get(setting, {}), **(overrides or {})}
             unlearning(net, loaders.retain, loaders.forget, loaders.validation,
-                       **{spec["option"]: value}, **options, record=record)
+                       **{spec["option"]: value}, **options, record=record, profile=profile)
             frame = pd.DataFrame(record).assign(setting=setting, variant=value)
             steps.append(frame)
             summary.append({"setting": setting, "variant": value, "steps": len(frame),
