@@ -126,8 +126,10 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_cache_consistent(tmp_path, cache
     path = hostile_submission(tmp_path, action, "ctrl_c")
     command = [sys.executable, "-m", "mock_evaluator", "--submission", path, "--num-models", str(N), "--cache-dir",
                str(cache_dir), "--no-baseline", "--output-dir", str(tmp_path), "--quiet", "--workers", "2"]
+    # preexec_fn: a runner that started us with SIGINT ignored (a background job) must not pass that on
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not (marker.exists() and marker.read_text()) and process.poll() is None and time.monotonic() < deadline:

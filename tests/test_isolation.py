@@ -5,6 +5,7 @@ method's code is its own, what a call starts ends with it, and every failure is 
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -220,8 +221,13 @@ def test_inline_a_real_ctrl_c_stops_the_evaluation(tmp_path, inline):
     """--executor inline: an interrupt is the user's (the command exits 130), not the method's failure."""
     sends = untouched(tmp_path / "interrupted.py", "import os, signal, time\n"
                                                    "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
-    with pytest.raises(KeyboardInterrupt):
-        inline.runs(method_from_spec(sends))
+    # SIGINT raises KeyboardInterrupt as in a terminal, even when the tests run as a background job (SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            inline.runs(method_from_spec(sends))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ray_errors_are_blamed_where_they_belong():

@@ -270,7 +270,8 @@ def method_problem(method: Method, limits: Limits = Limits(), user_interrupts: b
             raise
         return "loading the submission raised KeyboardInterrupt"
     except ValueError as error:  # no unlearning function, or options it does not take
-        return str(error)
+        text, named = str(error), f"{method.name}: "
+        return text[len(named):] if text.startswith(named) else text   # the job's description names it already
     except BaseException as error:  # noqa: BLE001
         return submission_failure(error, "loading the submission", limits)
     return None
