@@ -166,7 +166,6 @@ def _warm_for(context: Context) -> None:
     setting, net = _fresh_original(context)
     inputs, targets = (part[:setting.batch_size] for part in setting.data.retain)
     net.train()
-    torch.optim.SGD(net.parameters(), lr=0.0).zero_grad()
     torch.nn.functional.cross_entropy(net(inputs), targets).backward()
     with torch.no_grad():
         net.eval()(inputs)
