@@ -34,11 +34,6 @@ from torch import nn
 from unlearning_mock.starter_kit.profile import CHALLENGE_PROFILE, SettingProfile
 
 
-def setting_defaults(published: dict, profile: SettingProfile | None, tuned: dict | None = None) -> dict:
-    """``published`` made ``profile``'s defaults (:meth:`SettingProfile.defaults`; no profile: the challenge's)."""
-    return (CHALLENGE_PROFILE if profile is None else profile).defaults(published, tuned)
-
-
 def tuned_lrs(published: dict, factor: float) -> dict:
     """Every learning rate of ``published`` (keys containing ``lr``; tuples element-wise) times ``factor``: a
     method's tuned values where a search scaled all its learning rates together (digits)."""
@@ -52,8 +47,8 @@ def unlearning_method(name: str, published: dict, check=None, tuned: dict | None
     ``unlearning(net, retain_loader, forget_loader, validation_loader=None, *, profile=None, <option>=..., ...)``
 
     with one keyword-only option per key of ``published`` (its published value shown as the default).
-    Each call resolves the options -- the setting's defaults (:func:`setting_defaults` with ``tuned``: setting
-    name -> values tuned there), then the ones given -- refuses an unknown one with a ``ValueError`` naming the
+    Each call resolves the options -- the setting's defaults (:meth:`SettingProfile.defaults` with ``tuned``:
+    setting name -> values tuned there), then the ones given -- refuses an unknown one with a ``ValueError`` naming the
     method's options, runs ``check(net, o, profile)`` (it raises a ``ValueError`` for a model or setting the
     method cannot handle, before any training) and hands ``body`` the options as the dict ``o`` and the
     profile (:data:`CHALLENGE_PROFILE` when none was given).
@@ -66,7 +61,7 @@ def unlearning_method(name: str, published: dict, check=None, tuned: dict | None
             if unknown:
                 raise ValueError(f"{name}: unknown option(s) {unknown}; its options are {sorted(published)}")
             profile = CHALLENGE_PROFILE if profile is None else profile
-            o = {**setting_defaults(published, profile, tuned), **options}
+            o = {**profile.defaults(published, tuned), **options}
             if check is not None:
                 check(net, o, profile)
             return body(net, retain_loader, forget_loader, validation_loader, o, profile)

@@ -32,8 +32,7 @@ from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
-from unlearning_mock.starter_kit.original import (default_cache_dir, file_sha256, load_or_train_original,
-                                                 original_cache_path)
+from unlearning_mock.starter_kit.original import default_cache_dir, setting_original
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
@@ -153,13 +152,14 @@ class Evaluation:
             self._zip_states = itertools.chain([next(states)], states)
         self.log(self.setting.data.summary())
         self.log(f"cache: {self.cache.resolve()}")
-        original_path = self._original_path()
+        t = time.perf_counter()
+        original = setting_original(self.setting, self.cache, self.device, self.log)
+        if self.setting.original_weights is None:
+            self.timings["original"] = time.perf_counter() - t
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
-                                 str(original_path), self.device)
-        original = self.setting.make_model()
-        original.load_state_dict(torch.load(original_path, map_location="cpu", weights_only=True))
-        self.original_figures = model_figures(original.to(self.device), self.setting.data)
-        self._original_digest = file_sha256(original_path)[:16]
+                                 str(original.path), self.device)
+        self.original_figures = model_figures(original.model, self.setting.data)
+        self._original_digest = original.sha256[:16]
         self._retrain_seconds: float | None = None
 
     def _methods_from_config(self, checkpoint_zip) -> list[Method]:
@@ -370,17 +370,6 @@ class Evaluation:
             except ModelFailure as failure:
                 raise SubmissionError(f"checkpoint {index}: {failure}") from None
         return stack_figures(figures)
-
-    def _original_path(self) -> Path:
-        setting = self.setting
-        if setting.original_weights is not None:
-            return Path(setting.original_weights)
-        t = time.perf_counter()
-        recipe = setting.recipe_of_original
-        path = original_cache_path(setting.data, setting.make_model, recipe, 0, self.cache)
-        load_or_train_original(setting.data, setting.make_model, recipe, 0, self.cache, self.device, self.log)
-        self.timings["original"] = time.perf_counter() - t
-        return path
 
     def key(self, *parts) -> str:
         """The cache key of everything that determines a result: data, model, recipe, original weights,

@@ -95,7 +95,10 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
         kind, target, base = "baseline", BASELINE, BASELINE
         sources = [PROJECT_ROOT / "starter_kit" / "baseline.py"]
         if baseline_function is not None:  # the project's own kit function: checked here
-            check_options(baseline_function, options, base)
+            try:
+                check_options(baseline_function, options)
+            except ValueError as error:
+                raise ValueError(f"{base}: {error}") from None
     elif spec.endswith(".py") or Path(spec).exists() or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
@@ -180,11 +183,11 @@ def call_keywords(function, options: dict, profile) -> dict:
     return {**options, PROFILE: profile} if declares_profile(function) else dict(options)
 
 
-def check_options(function, options: dict, name: str) -> None:
+def check_options(function, options: dict) -> None:
     """Every option must be a keyword ``function`` accepts (anything goes with ``**kwargs``); ``profile`` is
-    the evaluator's to pass, never an option."""
+    the evaluator's to pass, never an option. The message does not name the method: the caller does."""
     if PROFILE in options:
-        raise ValueError(f"{name}: 'profile' is not an option: the evaluator passes the setting's profile itself "
+        raise ValueError("'profile' is not an option: the evaluator passes the setting's profile itself "
                          "to an unlearning() that declares it; drop --submission-option profile=...")
     if not options:
         return
@@ -195,5 +198,5 @@ def check_options(function, options: dict, name: str) -> None:
                 and v.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"{name}: unlearning() does not accept option(s) {unknown}; it accepts "
+        raise ValueError(f"unlearning() does not accept option(s) {unknown}; it accepts "
                          f"{accepted or 'no options'}")

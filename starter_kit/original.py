@@ -6,8 +6,10 @@ or corrupt original is detected and retrained, never trusted."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -65,49 +67,78 @@ def save_state_atomically(state: dict, path: Path) -> None:
     _write_atomically(Path(path), lambda handle: torch.save(state, handle))
 
 
-def save_checked_state(state: dict, path: Path) -> None:
-    """:func:`save_state_atomically`, then its checksum beside it (a file without one is not trusted)."""
+def save_checked_state(state: dict, path: Path) -> str:
+    """:func:`save_state_atomically`, then its checksum beside it (a file without one is not trusted).
+    Returns the checksum (hex)."""
     save_state_atomically(state, path)
     digest = file_sha256(path)
     _write_atomically(checksum_path(path), lambda handle: handle.write(digest.encode()))
+    return digest
+
+
+def checked_sha256(path: Path) -> str | None:
+    """The SHA-256 of ``path`` if the file and its checksum file exist and agree, else None."""
+    sidecar = checksum_path(path)
+    if not (path.is_file() and sidecar.is_file()):
+        return None
+    digest = file_sha256(path)
+    return digest if sidecar.read_text().strip() == digest else None
 
 
 def checked(path: Path) -> bool:
     """Whether ``path`` and its checksum file exist and agree."""
-    sidecar = checksum_path(path)
-    return path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == file_sha256(path)
+    return checked_sha256(path) is not None
 
 
-def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
-                           cache_dir=None, device="cpu", log=print) -> nn.Module:
+@dataclass(frozen=True)
+class OriginalModel:
+    """The original model (eval mode), the file its weights were read from or written to, and that file's SHA-256
+    (hex): an evaluation keys its cached results by it and hands the path to its workers."""
+    model: nn.Module
+    path: Path
+    sha256: str
+
+
+def cached_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
+                    cache_dir=None, device="cpu", log=print) -> OriginalModel:
     """The original model for ``data``: loaded from the cache if present and intact, else trained and cached
-    (``cache_dir`` None: :func:`default_cache_dir`)."""
+    (``cache_dir`` None: :func:`default_cache_dir`). The file is hashed once either way."""
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     path = original_cache_path(data, make_model, recipe, seed, cache_dir)
     model = make_model()
     if path.exists():
         try:
-            if not checked(path):
+            digest = checked_sha256(path)
+            if digest is None:
                 raise ValueError("it fails its checksum")
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.to(device).eval()
+            return OriginalModel(model.to(device).eval(), path, digest)
         except Exception as error:  # a truncated, corrupt or foreign file: retrain, never trust it
             log(f"cached original model {path} is unreadable ({error}); retraining it")
     log(f"training the original model on {len(data.train_targets)} {data.name} images ({recipe}) ...")
     validation = data.validation if recipe.best_validation_from is not None else None
     (model,) = train_models(make_model, data.train_inputs, data.train_targets, recipe, [seed], device,
                             validation=validation)
-    save_checked_state({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    digest = save_checked_state({k: v.cpu() for k, v in model.state_dict().items()}, path)
     log(f"original model cached at {path}")
-    return model
+    return OriginalModel(model.eval(), path, digest)
 
 
-def setting_original(setting, cache_dir=None, device="cpu", log=print) -> nn.Module:
+def load_or_train_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
+                           cache_dir=None, device="cpu", log=print) -> nn.Module:
+    """:func:`cached_original`'s model alone."""
+    return cached_original(data, make_model, recipe, seed, cache_dir, device, log).model
+
+
+def setting_original(setting, cache_dir=None, device="cpu", log=print) -> OriginalModel:
     """The original model of a :class:`~starter_kit.setting.Setting`, in eval mode on ``device``: its published
-    weights where it has them, else trained with its original's recipe (cached, :func:`load_or_train_original`)."""
-    if setting.original_weights is not None:
-        model = setting.make_model()
-        model.load_state_dict(torch.load(setting.original_weights, map_location="cpu", weights_only=True))
-        return model.to(device).eval()
-    return load_or_train_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir,
-                                  device=device, log=log)
+    weights where it has them (the file read once: hashed and loaded from the same bytes), else trained with its
+    original's recipe (cached, :func:`cached_original`)."""
+    if setting.original_weights is None:
+        return cached_original(setting.data, setting.make_model, setting.recipe_of_original, cache_dir=cache_dir,
+                               device=device, log=log)
+    path = Path(setting.original_weights)
+    content = path.read_bytes()
+    model = setting.make_model()
+    model.load_state_dict(torch.load(io.BytesIO(content), map_location="cpu", weights_only=True))
+    return OriginalModel(model.to(device).eval(), path, hashlib.sha256(content).hexdigest())

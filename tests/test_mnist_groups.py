@@ -105,7 +105,7 @@ def test_recipe_is_the_organisers_with_the_checkpoint_rules():
 
 
 def test_short_training_learns_and_keeps_a_checkpoint_in_the_allowed_epochs(data):
-    # 3 epochs on 401 random retain images (401 = 50 x 8 + 1: the one-example last batch is dropped, batch
+    # 3 epochs on 401 random retain images (401 = 100 x 4 + 1: the one-example last batch is dropped, batch
     # norm cannot train on it): the retrained models' checkpoint comes from epochs 2..3, the original's from 1..3
     oracle_recipe, original_recipe = m.recipes(epochs=3)
     subset = torch.from_numpy(np.random.default_rng(0).permutation(len(data.retain_idx))[:401])

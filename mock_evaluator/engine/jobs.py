@@ -263,14 +263,13 @@ def method_problem(method: Method, limits: Limits = Limits(), user_interrupts: b
     """Load ``method``'s ``unlearning`` in this process and check its options: what is wrong, in words, or
     None. (Runs the method's module: the evaluator calls it in a child process, :class:`ProbeJob`.)"""
     try:
-        check_options(load_function(method.kind, method.target), method.option_dict, method.name)
+        check_options(load_function(method.kind, method.target), method.option_dict)
     except KeyboardInterrupt:
         if user_interrupts:
             raise
         return "loading the submission raised KeyboardInterrupt"
     except ValueError as error:  # no unlearning function, or options it does not take
-        text, named = str(error), f"{method.name}: "
-        return text[len(named):] if text.startswith(named) else text   # the job's description names it already
+        return str(error)   # the job's description names the method
     except BaseException as error:  # noqa: BLE001
         return submission_failure(error, "loading the submission", limits)
     return None

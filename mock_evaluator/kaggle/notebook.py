@@ -491,7 +491,10 @@ def main(argv=None, prog: str = "unlearning-mock package") -> int:
 
         entry = entry_module(args.submission)
         options = dict(parse_option(text) for text in args.option)
-        check_options(load_function("file" if entry.endswith(".py") else "module", entry), options, entry)
+        try:
+            check_options(load_function("file" if entry.endswith(".py") else "module", entry), options)
+        except ValueError as error:
+            raise ValueError(f"{entry}: {error}") from None
         path = write_notebook(args.out, entry, options=options)
         print(f"wrote {path}")
         if args.run:

@@ -78,7 +78,7 @@ def load_curve_setting(name: str, kaggle_dir="mock_kaggle_input", cache_dir=None
         if not (data_dir / ORIGINAL_WEIGHTS).is_file():
             write_mock_kaggle_input(data_dir)
     setting = load_setting(name, data_dir)
-    original = setting_original(setting, cache_dir=cache_dir, log=lambda *_: None)
+    original = setting_original(setting, cache_dir=cache_dir, log=lambda *_: None).model
     loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
     return original, loaders, setting.profile
 
