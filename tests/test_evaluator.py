@@ -141,19 +141,25 @@ def test_cache_keys_separate_what_differs(default_run, cache_dir):
     assert key != evaluation.key("oracles", 64)
 
 
-@pytest.mark.parametrize("body, message", [
+MISBEHAVING = [  # what the submission's call does -> what its error must say
     ("raise RuntimeError('boom')", "raised RuntimeError: boom"),
     ("import torch.nn as nn\n    return nn.Linear(2, 2)", "not the model it was given"),
     ("import torch.nn as nn\n    net.fc = nn.Linear(net.fc.in_features, 11)", "changed the shape of fc.weight"),
     ("import torch.nn as nn\n    net.extra = nn.Linear(2, 2)", "changed the architecture"),
     ("import torch\n    with torch.no_grad(): net.fc.weight.fill_(float('nan'))", "NaN or inf values in fc.weight"),
     ("import torch\n    with torch.no_grad(): net.fc.bias.fill_(1e38); net.fc.weight.fill_(1e38)", "logits"),
-])
-def test_misbehaving_submissions_get_clear_messages(tmp_path, cache_dir, capsys, body, message):
-    path = write_submission(tmp_path, f"def unlearning(net, retain_loader, forget_loader, validation_loader):\n    {body}\n")
-    assert run_cli(tmp_path, cache_dir, "--submission", path, "--no-baseline") == 2
-    err = capsys.readouterr().err
-    assert "model 0" in err and message in err
+]
+
+
+def test_misbehaving_submissions_get_clear_messages(tmp_path, cache_dir, capsys):
+    """Every case in one run (one worker start and one timing retrain for all): each is named with its own cause."""
+    paths = [write_submission(tmp_path, f"def unlearning(net, retain_loader, forget_loader, validation_loader):\n"
+                                        f"    {body}\n", name=f"misbehaves_{i}.py") for i, (body, _) in enumerate(MISBEHAVING)]
+    assert run_cli(tmp_path, cache_dir, *[arg for path in paths for arg in ("--submission", path)], "--no-baseline") == 2
+    reports = capsys.readouterr().err.split("SUBMISSION ERROR: ")
+    for i, (_, message) in enumerate(MISBEHAVING):
+        (report,) = [text for text in reports if text.startswith(f"misbehaves_{i} failed on ")]
+        assert report.startswith(f"misbehaves_{i} failed on model 0: ") and message in report, report
 
 
 def test_missing_function_and_file(tmp_path, cache_dir, capsys):
