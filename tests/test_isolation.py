@@ -231,11 +231,23 @@ def test_inline_a_real_ctrl_c_stops_the_evaluation(tmp_path, inline):
 
 
 def _grandchildren(pid: int) -> set[int]:
-    """The children of ``pid``'s children (Linux): under the local executor, the processes its workers fork."""
+    """The children of ``pid``'s children (Linux) that are forks of them -- under the local executor, the job
+    processes its workers fork -- not programs a worker ran (a library's short-lived ``ldconfig``, say): a fork
+    keeps its parent's command line."""
     found = set()
     for child in _children_of(pid):
-        found |= _children_of(child)
+        command = _command_line(child)
+        found |= {grandchild for grandchild in _children_of(child)
+                  if command is not None and _command_line(grandchild) == command}
     return found
+
+
+def _command_line(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:  # it ended meanwhile
+        return None
 
 
 def _children_of(pid: int) -> set[int]:
