@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -73,9 +74,15 @@ def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+        return _libc().prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    """The C library, opened once per worker (each job's child inherits the handle)."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _children() -> set[int]:
