@@ -95,12 +95,13 @@ def evaluate(*submissions, log=print, **settings) -> EvaluationResult:
 
 
 def leaderboard(methods=None, *, bootstrap: int = 100, log=print, **settings) -> LeaderboardResult:
-    """Every registered method (or ``methods``, registry names) side by side with bootstrap intervals."""
+    """Every registered method (or ``methods``, registry names) side by side with bootstrap intervals, with the
+    setting's kit baseline as the row ``baseline`` (``baseline=False``: without it)."""
     from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 
     if isinstance(methods, str):
         methods = [methods]
-    config = _config((), {"baseline": False, **settings})
+    config = _config((), settings)
     outcome = run_leaderboard(config, list(methods) if methods else None, reps=bootstrap, log=log)
     return LeaderboardResult(frame=outcome["frame"], ranks=outcome["ranks"], folder=outcome["folder"],
                              paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"])

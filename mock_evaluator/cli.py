@@ -118,7 +118,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                              "part of the oracles' cache key")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
-    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 10)")
+    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 5)")
     parser.add_argument("--download", action="store_true", help="cifar10: download the data into --data-dir if missing")
     parser.add_argument("--forget-idx", default=None, help="cifar10: the kit's forget_idx.npy")
     parser.add_argument("--original-weights", default=None, help="cifar10: the kit's published original weights (.pth)")
@@ -232,7 +232,6 @@ def _leaderboard(args) -> int:
 
     try:
         config = _config(args, submissions=())
-        config.baseline = False  # the registry has the kit fine-tunes as methods of their own
         names = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
         outcome = run_leaderboard(config, names, reps=args.bootstrap)
     except EvaluatorFailure as error:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
 from unlearning_mock.mock_evaluator.scoring.figures import stack_figures
-from unlearning_mock.mock_evaluator.method import Method, method_from_spec
+from unlearning_mock.mock_evaluator.method import BASELINE, Method, method_from_spec
 from unlearning_mock.mock_evaluator.reports.report import DIAGNOSTICS, ORACLE, ORIGINAL, _jsonable
 from unlearning_mock.mock_evaluator.reports.roc import plot_roc
 from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, MIN_MODELS, ROC_GRID, ROW_ARRAYS
@@ -58,6 +58,8 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     from unlearning_mock.methods.registry import METHODS
 
     methods = registered_methods(names)
+    if config.baseline:   # the setting's kit baseline, as `evaluate` scores it (mnist-groups: the calibrated fine-tune)
+        methods.append(method_from_spec(BASELINE, name=BASELINE))
     evaluation = Evaluation(config, methods=methods, log=log)
     results = evaluation.run()
     n = config.num_models
@@ -81,15 +83,17 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
                 low, high = interval(lira_boot[name][:, k], estimate, upper=1.0)
                 lira.update({column: estimate, f"{column}_low": low, f"{column}_high": high})
             lira.update({column: score.lira[column] for column in DIAGNOSTICS})
+        family = entry.family if entry else {ORACLE: "reference", ORIGINAL: "original"}.get(name, "baseline")
         rows.append({
-            "method": name, "family": entry.family if entry else ("reference" if name == ORACLE else "original"),
+            "method": name, "family": family,
             "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
             "forget_quality": score.forget_quality, "f_low": f_low, "f_high": f_high,
             "retain_acc": score.retain_acc, "forget_acc": score.forget_acc, "test_acc": score.test_acc,
             "attack_accuracy": score.attack_accuracy, **lira, "time_fraction": score.time_fraction,
             "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
-            "description": entry.description if entry else
-            ("exact retraining (oracle set B) scored like a method" if name == ORACLE else "the model before unlearning"),
+            "description": entry.description if entry else {
+                ORACLE: "exact retraining (oracle set B) scored like a method",
+                ORIGINAL: "the model before unlearning"}.get(name, f"the setting's kit baseline: {evaluation.setting.baseline_name}"),
         })
     frame = pd.DataFrame(rows).sort_values("final_score", ascending=False, kind="stable").reset_index(drop=True)
     final = dict(zip(frame["method"], frame["final_score"]))

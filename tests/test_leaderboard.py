@@ -96,7 +96,10 @@ def test_leaderboard_command(tmp_path, cache_dir, capsys):
     printed = capsys.readouterr().out
     assert "roc.png" in printed and "rank_transfer.png" not in printed
     frame = pd.read_csv(folder / "leaderboard.csv")
-    assert set(frame["method"]) == {"ft-kaggle", "ga", "neggrad+", "oracle reference", "original (not unlearned)"}
+    assert set(frame["method"]) == {"ft-kaggle", "ga", "neggrad+", "baseline", "oracle reference",
+                                    "original (not unlearned)"}
+    assert frame.set_index("method").loc["baseline", "family"] == "baseline"   # the setting's kit baseline, named
+    assert "kaggle-sample fine-tune" in frame.set_index("method").loc["baseline", "description"]
     assert (frame["final_low"] <= frame["final_score"] + 1e-12).all() and (frame["final_score"] <= frame["final_high"] + 1e-12).all()
     assert list(frame["final_score"]) == sorted(frame["final_score"], reverse=True)
     assert frame.set_index("method").loc["ft-kaggle", "private_rank"] == 10
