@@ -51,7 +51,7 @@ reference values are those it was tuned to on digits (the evaluator's ``--seed 1
 leaderboard's seed 0, within the challenge's 20% of a retrain): 2 digits epochs (36 steps), lr 0.05. Read
 through the digits setting's epoch scale (2/3) that is 3 epochs against the challenge's 30-epoch retrain
 (:data:`ALIF_EPOCHS`) at lr 0.05 (:data:`ALIF_LR`). So digits runs 2 epochs at lr 0.05 as before; another
-setting runs ``profile.epochs(3)`` (mnist-groups 1 epoch, the mock Kaggle input 0.3) at lr 0.05
+setting runs ``profile.epochs(3)`` (mnist-groups ½ epoch, the mock Kaggle input 0.3) at lr 0.05
 (torchvision resnet18 used 1 epoch at lr 0.01 before this rule). See the README's ALIF section for the
 measurements.
 """
