@@ -37,7 +37,7 @@ from unlearning_mock.mock_evaluator.scoring.uncertainty import (bootstrap_lira, 
 LIRA_INTERVALS = [f"{column}_{end}" for column in LIRA_COLUMNS for end in ("low", "high")]
 COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high", "forget_quality", "f_low", "f_high",
            "retain_acc", "forget_acc", "test_acc", "attack_accuracy", *LIRA_COLUMNS, *LIRA_INTERVALS, *DIAGNOSTICS,
-           "time_fraction", "over_budget", "separated_from_next", "private_rank", "description"]
+           "time_fraction", "over_budget", "separated_from_next", "private_rank", "private_score", "description"]
 
 
 def registered_methods(names: list[str] | None = None) -> list[Method]:
@@ -91,6 +91,7 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
             "retain_acc": score.retain_acc, "forget_acc": score.forget_acc, "test_acc": score.test_acc,
             "attack_accuracy": score.attack_accuracy, **lira, "time_fraction": score.time_fraction,
             "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
+            "private_score": entry.private_score if entry else None,
             "description": entry.description if entry else {
                 ORACLE: "exact retraining (oracle set B) scored like a method",
                 ORIGINAL: "the model before unlearning"}.get(name, f"the setting's kit baseline: {evaluation.setting.baseline_name}"),
@@ -129,6 +130,14 @@ def _fmt(value, digits=4) -> str:
     return str(value)
 
 
+def _private(row) -> str:
+    """``rank (score)``, ``rank`` or nothing: where the method stood on the private leaderboard."""
+    rank, score = row["private_rank"], row.get("private_score")
+    if pd.isna(rank):
+        return ""
+    return f"{int(rank)}" + ("" if score is None or pd.isna(score) else f" ({score:.4f})")
+
+
 def _with_interval(value, low, high, digits: int = 3) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
@@ -146,7 +155,7 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
     """The leaderboard as a Markdown table, ready to paste, with the rank agreement (``ranks``) under it."""
     header = ["#", "method", "final score [95% CI]", "F [95% CI]", "retain", "forget", "test", "attack",
               "LiRA AUC [95% CI]", "TPR @ 1% FPR [95% CI]", "TPR @ 0.1% FPR", "worst-5% acc.", "spread", "shift",
-              "time frac.", "> next?", "private rank"]
+              "time frac.", "> next?", "private rank (score)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
         time = _fmt(row["time_fraction"], 3) + (" **OVER**" if row["over_budget"] else "")
@@ -159,11 +168,13 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
             *[_with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"]) for c in ("lira_auc", "lira_tpr_at_1pct")],
             _fmt(row["lira_tpr_at_0.1pct"], 3), _fmt(row["lira_worst_5pct_accuracy"], 3),
             _fmt(row["spread_ratio"], 2), _fmt(row["mean_shift"], 2),
-            time, _fmt(row["separated_from_next"]), _fmt(row["private_rank"])]) + " |")
+            time, _fmt(row["separated_from_next"]), _private(row)]) + " |")
     if ranks:
         lines.append("\n" + rank_sentence(ranks))
     lines.append("\nspread = median over the forget examples of sd(the method's N confidences) / sd(the oracles'); "
-                 "shift = median |mean difference| in oracle standard deviations.")
+                 "shift = median |mean difference| in oracle standard deviations; private rank (score): the method's "
+                 "place on the challenge's private leaderboard and its score on the hidden data, where published "
+                 "(exact retraining scores about 0.19 there).")
     return "\n".join(lines) + "\n"
 
 
