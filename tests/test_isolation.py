@@ -19,6 +19,7 @@ from test_hostile import local_executor, local_ray, ray_executor  # noqa: F401 -
 
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.engine import jobs as J
+from unlearning_mock.mock_evaluator.engine.isolation import child_pids
 from unlearning_mock.mock_evaluator.engine.limits import parse_memory
 from unlearning_mock.mock_evaluator.engine.protocol import EVALUATOR, SUBMISSION, EvaluatorFailure
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
@@ -235,9 +236,9 @@ def _grandchildren(pid: int) -> set[int]:
     processes its workers fork -- not programs a worker ran (a library's short-lived ``ldconfig``, say): a fork
     keeps its parent's command line."""
     found = set()
-    for child in _children_of(pid):
+    for child in child_pids(pid):
         command = _command_line(child)
-        found |= {grandchild for grandchild in _children_of(child)
+        found |= {grandchild for grandchild in child_pids(child)
                   if command is not None and _command_line(grandchild) == command}
     return found
 
@@ -248,14 +249,6 @@ def _command_line(pid: int) -> bytes | None:
             return handle.read()
     except OSError:  # it ended meanwhile
         return None
-
-
-def _children_of(pid: int) -> set[int]:
-    try:
-        return {int(p) for task in os.listdir(f"/proc/{pid}/task")
-                for p in open(f"/proc/{pid}/task/{task}/children").read().split()}
-    except OSError:  # it ended meanwhile
-        return set()
 
 
 def _command(tmp_path, cache_dir, *extra) -> subprocess.Popen:
