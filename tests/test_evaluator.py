@@ -88,13 +88,14 @@ def test_oracles_against_themselves_get_top_points(default_run, cache_dir):
     assert score_method("self", figures, figures, attack_models=2).final_score == 1.0
 
 
-def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
+def test_resume_redoes_only_missing_work(tmp_path, cache_dir, one_step_source):
     counter = tmp_path / "calls.txt"
     stop = tmp_path / "stop"
     stop.write_text("5")
+    (tmp_path / "one_step.py").write_text(one_step_source)  # a real, cheap method: one step of retain fine-tuning
     source = f'''
         from pathlib import Path
-        from unlearning_mock.submission.unlearning import unlearning as srfl
+        from one_step import unlearning as one_step
 
         def unlearning(net, retain_loader, forget_loader, validation_loader):
             counter, stop = Path({str(counter)!r}), Path({str(stop)!r})
@@ -102,7 +103,7 @@ def test_resume_redoes_only_missing_work(tmp_path, cache_dir):
             counter.write_text(str(calls + 1))
             if stop.exists() and calls + 1 == int(stop.read_text()):
                 raise RuntimeError("stopped")  # the run breaks off during the fifth call (one worker: in order)
-            return srfl(net, retain_loader, forget_loader, validation_loader)
+            return one_step(net, retain_loader, forget_loader, validation_loader)
     '''
     path = write_submission(tmp_path, source)
     # one worker keeps the calls in order; a generous limit: a loaded 2-core machine must not trip the 60 s floor,

@@ -19,6 +19,7 @@ from test_hostile import local_executor, local_ray, ray_executor  # noqa: F401 -
 
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.engine import jobs as J
+from unlearning_mock.mock_evaluator.engine.isolation import child_pids
 from unlearning_mock.mock_evaluator.engine.limits import parse_memory
 from unlearning_mock.mock_evaluator.engine.protocol import EVALUATOR, SUBMISSION, EvaluatorFailure
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
@@ -235,9 +236,9 @@ def _grandchildren(pid: int) -> set[int]:
     processes its workers fork -- not programs a worker ran (a library's short-lived ``ldconfig``, say): a fork
     keeps its parent's command line."""
     found = set()
-    for child in _children_of(pid):
+    for child in child_pids(pid):
         command = _command_line(child)
-        found |= {grandchild for grandchild in _children_of(child)
+        found |= {grandchild for grandchild in child_pids(child)
                   if command is not None and _command_line(grandchild) == command}
     return found
 
@@ -250,46 +251,35 @@ def _command_line(pid: int) -> bytes | None:
         return None
 
 
-def _children_of(pid: int) -> set[int]:
-    try:
-        return {int(p) for task in os.listdir(f"/proc/{pid}/task")
-                for p in open(f"/proc/{pid}/task/{task}/children").read().split()}
-    except OSError:  # it ended meanwhile
-        return set()
-
-
 def _command(tmp_path, cache_dir, *extra) -> subprocess.Popen:
     """The command in a process of its own, SIGINT at its default (a runner that started the tests with SIGINT
     ignored, as a background job, must not pass that on)."""
-    command = [sys.executable, "-m", "mock_evaluator", "--num-models", "2", "--cache-dir", str(cache_dir),
+    command = [sys.executable, "-m", "mock_evaluator", "--cache-dir", str(cache_dir),
                "--output-dir", str(tmp_path), "--quiet", "--no-baseline", *extra]
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-CACHED_SEED = "102"   # the seed of the N = 2 oracles that `two_oracles` leaves in the cache
-
-
 @pytest.fixture(scope="module")
-def two_oracles(cache_dir, original):
-    """Oracle sets A and B of N = 2 at CACHED_SEED in the cache (trained here, in chunks of 2): a command run
-    with ``--seed CACHED_SEED --oracle-chunk 2`` starts with the timing retrain."""
-    config = EvalConfig(num_models=2, seed=int(CACHED_SEED), cache_dir=str(cache_dir), baseline=False, submissions=(),
-                        progress=False, executor="inline", oracle_chunk=2)
-    evaluation = Evaluation(config, log=lambda *_: None)
+def cached_oracles(cache_dir, original, local_executor):  # noqa: F811
+    """Oracle sets A and B in the cache for a command run with these arguments, so that it starts with the timing
+    retrain: the session's N = 8, seed 0 sets (those of tests/test_evaluator.py and tests/test_api.py: already
+    there in a whole run; trained here, in the module's workers, when this module runs alone)."""
+    config = EvalConfig(num_models=8, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False)
+    evaluation = Evaluation(config, executor=local_executor, log=lambda *_: None)
     evaluation.oracles("oracle-A"), evaluation.oracles("oracle-B")
-    return ["--seed", CACHED_SEED, "--oracle-chunk", "2"]
+    return ["--num-models", "8"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's child processes in /proc")
 @pytest.mark.parametrize("phase", ["oracle-A", "timing"])
-def test_a_killed_oracle_or_timing_job_is_an_evaluator_error_with_exit_code_3(tmp_path, cache_dir, two_oracles,
+def test_a_killed_oracle_or_timing_job_is_an_evaluator_error_with_exit_code_3(tmp_path, cache_dir, cached_oracles,
                                                                                phase):
     """Under the local executor, the first process the worker forks -- training oracle set A (a seed with
     nothing cached) or timing the retrain (the oracles cached) -- is killed, as the machine's OOM killer
     would: the evaluator's failure, never the submission's."""
-    seed = ["--seed", "101", "--oracle-chunk", "2"] if phase == "oracle-A" else two_oracles
+    seed = ["--num-models", "2", "--seed", "101", "--oracle-chunk", "2"] if phase == "oracle-A" else cached_oracles
     process = _command(tmp_path, cache_dir, "--submission", "baseline", "--workers", "1", *seed)
     try:
         deadline, forked = time.monotonic() + 600, set()
@@ -308,12 +298,12 @@ def test_a_killed_oracle_or_timing_job_is_an_evaluator_error_with_exit_code_3(tm
     assert says in err and "died (killed by signal SIGKILL)" in err and "SUBMISSION ERROR" not in err, err[-2000:]
 
 
-def test_inline_a_real_ctrl_c_ends_the_command_with_exit_code_130(tmp_path, cache_dir, two_oracles):
+def test_inline_a_real_ctrl_c_ends_the_command_with_exit_code_130(tmp_path, cache_dir, cached_oracles):
     """``--executor inline``: SIGINT while a method's call runs ends the command with 130 (the README's promise),
     not as the method's failure."""
     ready = tmp_path / "ready"
     path = untouched(tmp_path / "waits.py", f"import time; open({str(ready)!r}, 'w').write('x'); time.sleep(600)")
-    process = _command(tmp_path, cache_dir, "--submission", path, "--executor", "inline", *two_oracles)
+    process = _command(tmp_path, cache_dir, "--submission", path, "--executor", "inline", *cached_oracles)
     try:
         deadline = time.monotonic() + 600
         while not ready.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -29,18 +29,6 @@ from unlearning_mock.starter_kit.training import Recipe, cache_hash, train_in_pl
 
 CACHE = Path(__file__).parent / "cache"
 
-import unlearning_mock.starter_kit.training as _training
-
-_step = _training._training_step
-
-
-def _skip_single(forward, optimizer, x, y, weight, amp):   # a one-example last batch: skipped (batch norm)
-    if y.shape[0] > 1:
-        _step(forward, optimizer, x, y, weight, amp)
-
-
-_training._training_step = _skip_single
-
 
 def class_counts(imbalance: float, largest: int) -> np.ndarray:
     """Geometric class sizes, class 0 the largest, class 9 = largest / imbalance."""

@@ -32,17 +32,24 @@ import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
+
+try:
+    import resource
+except ImportError:  # not a Unix: no memory limit
+    resource = None
 
 from unlearning_mock.mock_evaluator.engine.limits import Limits
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 MESSAGE_LIMIT = 1 << 20     # bytes of one JSON line from an untrusted child
+ERROR_LIMIT = MESSAGE_LIMIT // 4  # characters of the failure it reports
 ALIGN = 64                  # byte alignment of each tensor in a weights block
 
 _job_threads = 1            # torch threads of each job's child (the worker itself keeps one)
@@ -85,13 +92,13 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _children() -> set[int]:
-    """This process's child processes (Linux; empty elsewhere)."""
+def child_pids(pid: int | str = "self") -> set[int]:
+    """The child processes of ``pid`` (this process by default; Linux, empty elsewhere or once it ended)."""
     found: set[int] = set()
     try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as handle:
-                found.update(int(pid) for pid in handle.read().split())
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.update(int(child) for child in handle.read().split())
     except OSError:
         pass
     return found
@@ -111,7 +118,7 @@ def _stop(child: "_Child", keep: set[int]) -> None:
             pass
         child.poll(block=True)
     for _ in range(100):
-        strays = _children() - keep
+        strays = child_pids() - keep
         if not strays:
             return
         for stray in strays:
@@ -168,6 +175,33 @@ class StateLayout:
         return {name: view.clone() for name, _, _, view in self._views(block)}
 
 
+# -- forking a job's child -----------------------------------------------------------------------------
+@contextmanager
+def _forked(child_main: Callable[[int], int]) -> Iterator[tuple["_Child", int]]:
+    """Fork a child that runs ``child_main(write_fd)`` and exits with the code it returns (70 if it
+    raises); it dies with this worker and takes SIGTERM's default action. Yields the child and the pipe's
+    read end, followed (:data:`_running`) until the block ends; the read end is closed then."""
+    global _running
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 70
+        try:
+            os.close(read_fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            code = child_main(write_fd)
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    _running = child = _Child(pid)
+    try:
+        yield child, read_fd
+    finally:
+        os.close(read_fd)
+        _running = None
+
+
 # -- untrusted children --------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -184,29 +218,20 @@ class Outcome:
 def run_untrusted(body: Callable[[Callable[[], None]], str | None], limits: Limits) -> Outcome:
     """Run ``body(started)`` in a forked child (see the module docstring): ``body`` calls ``started()``
     when its timed part begins and returns its failure in words, or None."""
-    global _running
-    read_fd, write_fd = os.pipe()
-    keep = _children()
+    keep = child_pids()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_fd)
-        _untrusted_child(body, write_fd, limits, parent)
-    os.close(write_fd)
-    try:
-        os.setpgid(pid, pid)  # also done by the child: whichever runs first
-    except OSError:
-        pass
-    _running = child = _Child(pid)
-    try:
-        return _follow(child, read_fd, limits.seconds)
-    finally:
-        os.close(read_fd)
-        _stop(child, keep)
-        _running = None
+    with _forked(lambda fd: _untrusted_child(body, fd, limits, parent)) as (child, read_fd):
+        try:
+            os.setpgid(child.pid, child.pid)  # also done by the child: whichever runs first
+        except OSError:
+            pass
+        try:
+            return _follow(child, read_fd, limits.seconds)
+        finally:
+            _stop(child, keep)
 
 
-def _untrusted_child(body, fd: int, limits: Limits, parent: int) -> None:
+def _untrusted_child(body, fd: int, limits: Limits, parent: int) -> int:
     write, dumps = os.write, json.dumps  # bound before any submission code can replace them
 
     def send(**message) -> None:
@@ -214,13 +239,13 @@ def _untrusted_child(body, fd: int, limits: Limits, parent: int) -> None:
         while data:
             data = data[write(fd, data):]
 
-    code = 0
+    def done(error) -> None:  # the one place an error's text is cut to its limit
+        send(event="done", error=None if error is None else str(error)[:ERROR_LIMIT])
+
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.setpgid(0, 0)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the worker died before we asked to die with it
-            os._exit(1)
+            return 1
         _first_for_the_oom_killer()
         if limits.memory is not None:
             _limit_memory(limits.memory)
@@ -231,14 +256,13 @@ def _untrusted_child(body, fd: int, limits: Limits, parent: int) -> None:
                 stream.flush()
             except Exception:  # noqa: BLE001 -- a closed or replaced stream is the submission's business
                 pass
-        send(event="done", error=None if error is None else str(error)[:MESSAGE_LIMIT // 4])
+        done(error)
     except BaseException:  # noqa: BLE001 -- before "start" this is the evaluator's own failure
         try:
-            send(event="done", error=traceback.format_exc())
+            done(traceback.format_exc())
         except BaseException:  # noqa: BLE001
-            code = 70
-    finally:
-        os._exit(code)
+            return 70
+    return 0
 
 
 def _first_for_the_oom_killer() -> None:
@@ -252,13 +276,13 @@ def _first_for_the_oom_killer() -> None:
 def _limit_memory(extra: int) -> None:
     """At most ``extra`` bytes of data beyond what this process holds now (``RLIMIT_DATA``, Linux: private
     writable memory, which is where tensors, arrays and Python objects live)."""
+    if resource is None:
+        return
     try:
-        import resource
-
         with open("/proc/self/status") as handle:
             held = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmData:"))
         resource.setrlimit(resource.RLIMIT_DATA, (held + extra, held + extra))
-    except (ImportError, OSError, StopIteration, ValueError):
+    except (OSError, StopIteration, ValueError):
         pass  # not Linux: no limit
 
 
@@ -311,7 +335,8 @@ def _follow(child: _Child, fd: int, limit: float | None) -> Outcome:
                         started = now
                     elif message.get("event") == "done":
                         seconds = now - started if started is not None else math.nan
-                        return Outcome("done", started is not None, _text(message.get("error")), seconds)
+                        error = message.get("error")
+                        return Outcome("done", started is not None, None if error is None else str(error), seconds)
                 if len(pending) > MESSAGE_LIMIT:
                     return Outcome("done", started is not None, "the submission's process sent a garbled report")
                 continue
@@ -333,10 +358,6 @@ def _parse(line: bytes) -> dict:
     return message if isinstance(message, dict) else {}
 
 
-def _text(value) -> str | None:
-    return None if value is None else str(value)[:MESSAGE_LIMIT // 4]
-
-
 # -- trusted children ----------------------------------------------------------------------------------
 class ChildDied(RuntimeError):
     """A trusted child ended without a result; ``exitcode`` as multiprocessing reports it."""
@@ -350,37 +371,27 @@ def run_trusted(fn: Callable, *args):
     """``fn(*args)`` in a forked child with the job's torch threads (on the job's device): its value, or its
     exception re-raised here (with the child's traceback as a note); :class:`ChildDied` if it ended
     without either."""
-    global _running
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            torch.set_num_threads(_job_threads)
-            try:
-                payload = pickle.dumps((True, fn(*args)))
-            except BaseException as error:  # noqa: BLE001 -- handed to the worker, which re-raises it
-                payload = pickle.dumps((False, _portable(error)))
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(payload)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    _running = child = _Child(pid)
-    try:
-        with os.fdopen(read_fd, "rb") as pipe:
+    with _forked(lambda fd: _trusted_child(fn, args, fd)) as (child, read_fd):
+        with os.fdopen(read_fd, "rb", closefd=False) as pipe:
             data = pipe.read()
         child.poll(block=True)
-    finally:
-        _running = None
     if not data:
         raise ChildDied(child.exitcode)
     ok, value = pickle.loads(data)
     if ok:
         return value
     raise value
+
+
+def _trusted_child(fn: Callable, args: tuple, fd: int) -> int:
+    torch.set_num_threads(_job_threads)
+    try:
+        payload = pickle.dumps((True, fn(*args)))
+    except BaseException as error:  # noqa: BLE001 -- handed to the worker, which re-raises it
+        payload = pickle.dumps((False, _portable(error)))
+    with os.fdopen(fd, "wb") as out:
+        out.write(payload)
+    return 0
 
 
 def _portable(error: BaseException) -> BaseException:

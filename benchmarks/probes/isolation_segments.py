@@ -1,9 +1,7 @@
-"""Where isolation's per-job cost goes (issue #20): the CPU time of each segment of an isolated kit-baseline
-job -- the child's entry after fork, its set-up (process group, limits), its preparation (fresh original,
-loaders), the call; the worker's fork/follow/stop and its scoring -- against the same stages in one process.
-CPU times (``time.process_time``), so the figures move less with the machine's load than wall times.
+"""Probe (issue #20, one-off): CPU ms of each segment of an isolated kit-baseline job vs in-process; figures in
+benchmarks/RESULTS.md, "Where isolation's ~53 ms per job goes".
 
-    python benchmarks/isolation_segments.py [plain|freeze] [reps]
+    .venv/bin/python benchmarks/probes/isolation_segments.py [plain|freeze] [reps]
 """
 import gc, mmap, os, struct, sys, time, json, multiprocessing
 import numpy as np
@@ -28,7 +26,7 @@ def worker(jobs, variant, reps, q):
             err = body(st)
             put(3, pt())       # after call + weights written
             return err
-        orig_child(wrapped, fd, limits, parent)
+        return orig_child(wrapped, fd, limits, parent)
     I._untrusted_child = child
     orig_fresh = J._fresh_original
     rows = []

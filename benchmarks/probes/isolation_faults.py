@@ -1,11 +1,8 @@
-"""Isolation's per-job cost (issue #20) and what candidate fixes buy: a spawned worker runs kit-baseline jobs
-in-process (``here``, as the previous pool) and isolated (``run_job``), alternating, and a bare fork + exit +
-reap of itself; per job it prints wall and CPU milliseconds of the worker (cpu, sys) and of its children
-(ccpu, csys) and their minor page faults (flt, cflt). Variants, applied in the worker after its warm-up:
-``freeze`` (``gc.freeze()``), ``collapse`` (its heap and anonymous memory madvised into transparent huge
-pages, MADV_COLLAPSE), both (``freeze+collapse``), or ``plain``.
+"""Probe (issue #20, one-off): CPU ms and minor page faults per kit-baseline job, isolated vs in-process, per
+worker variant (plain, gc.freeze, huge pages); figures in benchmarks/RESULTS.md, "Where isolation's ~53 ms per
+job goes".
 
-    python benchmarks/isolation_faults.py [plain|freeze|collapse|freeze+collapse] [reps]
+    .venv/bin/python benchmarks/probes/isolation_faults.py [plain|freeze|collapse|freeze+collapse] [reps]
 """
 import gc, math, multiprocessing, os, sys, time, json
 from pathlib import Path
@@ -103,7 +100,7 @@ def in_worker(target, default_reps):
     return variant, res
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 if __name__ == "__main__":
     variant, res = in_worker(worker, 40)
