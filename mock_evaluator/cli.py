@@ -195,10 +195,15 @@ def main(argv=None) -> int:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("\nINTERRUPTED: the workers are stopped and every finished model is saved in the cache; run the same "
-              "command again to continue from there.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     return report_and_exit_code(results, evaluation, config)
+
+
+def _interrupted() -> int:
+    """Ctrl-C during a run: say what was kept, exit 130."""
+    print("\nINTERRUPTED: the workers are stopped and every finished model is saved in the cache; run the same "
+          "command again to continue from there.", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConfig) -> int:
@@ -240,6 +245,8 @@ def _leaderboard(args) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"\nERROR: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return _interrupted()
     print()
     print(format_leaderboard(outcome["frame"]))
     if "kendall_tau" in outcome["ranks"]:

@@ -251,10 +251,10 @@ def _command_line(pid: int) -> bytes | None:
         return None
 
 
-def _command(tmp_path, cache_dir, *extra) -> subprocess.Popen:
-    """The command in a process of its own, SIGINT at its default (a runner that started the tests with SIGINT
-    ignored, as a background job, must not pass that on)."""
-    command = [sys.executable, "-m", "mock_evaluator", "--cache-dir", str(cache_dir),
+def _command(tmp_path, cache_dir, *extra, mode: tuple = ()) -> subprocess.Popen:
+    """The command (``mode``: e.g. ``("leaderboard",)``; default: evaluate) in a process of its own, SIGINT at its
+    default (a runner that started the tests with SIGINT ignored, as a background job, must not pass that on)."""
+    command = [sys.executable, "-m", "mock_evaluator", *mode, "--cache-dir", str(cache_dir),
                "--output-dir", str(tmp_path), "--quiet", "--no-baseline", *extra]
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -386,3 +386,23 @@ def test_ray_ships_the_package_a_remote_worker_imports(tmp_path):
                              env={**os.environ, "PYTHONPATH": str(Path(package).parent)})
     assert shipped.returncode == 0, shipped.stderr[-2000:]
     assert shipped.stdout.strip().startswith(str(package))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's child processes in /proc")
+def test_a_real_ctrl_c_ends_the_leaderboard_with_exit_code_130(tmp_path, cache_dir, cached_oracles):
+    """``leaderboard``: SIGINT while the workers run ends it as it ends an evaluation -- exit 130 and INTERRUPTED,
+    not a traceback (a long leaderboard is the run a user is most likely to stop and resume)."""
+    process = _command(tmp_path, cache_dir, "--methods", "ft-kaggle", "--workers", "1", *cached_oracles,
+                       mode=("leaderboard",))
+    try:
+        deadline = time.monotonic() + 600
+        while not _grandchildren(process.pid) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, f"nothing forked before the command ended: exit code {process.poll()}"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and "INTERRUPTED" in err, err[-2000:]
+    assert "Traceback" not in err and "SUBMISSION ERROR" not in err, err[-2000:]
