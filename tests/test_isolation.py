@@ -304,18 +304,25 @@ def test_inline_a_real_ctrl_c_ends_the_command_with_exit_code_130(tmp_path, cach
     ready = tmp_path / "ready"
     path = untouched(tmp_path / "waits.py", f"import time; open({str(ready)!r}, 'w').write('x'); time.sleep(600)")
     process = _command(tmp_path, cache_dir, "--submission", path, "--executor", "inline", *cached_oracles)
+    err = _interrupted_when(process, ready.exists)
+    assert "SUBMISSION ERROR" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+
+
+def _interrupted_when(process: subprocess.Popen, ready) -> str:
+    """Send ``process`` SIGINT as soon as ``ready()`` holds (a Ctrl-C); check that it ended with exit code 130 and
+    INTERRUPTED; return its stderr."""
     try:
         deadline = time.monotonic() + 600
-        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), f"the call never started: exit code {process.poll()}"
+        while not ready() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ready() and process.poll() is None, f"not ready before the command ended: exit code {process.poll()}"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130 and "INTERRUPTED" in err, err[-2000:]
-    assert "SUBMISSION ERROR" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    return err
 
 
 def test_ray_errors_are_blamed_where_they_belong():
@@ -394,15 +401,5 @@ def test_a_real_ctrl_c_ends_the_leaderboard_with_exit_code_130(tmp_path, cache_d
     not a traceback (a long leaderboard is the run a user is most likely to stop and resume)."""
     process = _command(tmp_path, cache_dir, "--methods", "ft-kaggle", "--workers", "1", *cached_oracles,
                        mode=("leaderboard",))
-    try:
-        deadline = time.monotonic() + 600
-        while not _grandchildren(process.pid) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert process.poll() is None, f"nothing forked before the command ended: exit code {process.poll()}"
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130 and "INTERRUPTED" in err, err[-2000:]
+    err = _interrupted_when(process, lambda: bool(_grandchildren(process.pid)))   # a worker has forked a job
     assert "Traceback" not in err and "SUBMISSION ERROR" not in err, err[-2000:]
