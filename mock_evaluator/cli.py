@@ -185,25 +185,28 @@ def main(argv=None) -> int:
             config = _config(args, submissions=args.submissions or [[DEFAULT_SUBMISSION, {}]])
             evaluation = Evaluation(config)
         results = evaluation.run()
-    except SubmissionError as error:
-        print(f"\nSUBMISSION ERROR: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except EvaluatorFailure as error:
-        print(f"\nEVALUATOR ERROR: {error}", file=sys.stderr)
-        return EXIT_EVALUATOR_FAILED
-    except (ValueError, FileNotFoundError) as error:
-        print(f"\nERROR: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return _interrupted()
+    except RUN_ENDERS as error:
+        return _ended(error)
     return report_and_exit_code(results, evaluation, config)
 
 
-def _interrupted() -> int:
-    """Ctrl-C during a run: say what was kept, exit 130."""
-    print("\nINTERRUPTED: the workers are stopped and every finished model is saved in the cache; run the same "
-          "command again to continue from there.", file=sys.stderr)
-    return EXIT_INTERRUPTED
+RUN_ENDERS = (SubmissionError, EvaluatorFailure, ValueError, FileNotFoundError, KeyboardInterrupt)
+"""What ends a run (an evaluation or a leaderboard) early: :func:`_ended` says which, with its exit code."""
+
+
+def _ended(error: BaseException) -> int:
+    """Print why ``error`` (one of :data:`RUN_ENDERS`) ended the run, in words that blame the right party; its exit
+    code."""
+    if isinstance(error, KeyboardInterrupt):
+        print("\nINTERRUPTED: the workers are stopped and every finished model is saved in the cache; run the same "
+              "command again to continue from there.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(error, EvaluatorFailure):
+        print(f"\nEVALUATOR ERROR: {error}", file=sys.stderr)
+        return EXIT_EVALUATOR_FAILED
+    label = "SUBMISSION ERROR" if isinstance(error, SubmissionError) else "ERROR"
+    print(f"\n{label}: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConfig) -> int:
@@ -239,14 +242,8 @@ def _leaderboard(args) -> int:
         config = _config(args, submissions=())
         names = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
         outcome = run_leaderboard(config, names, reps=args.bootstrap)
-    except EvaluatorFailure as error:
-        print(f"\nEVALUATOR ERROR: {error}", file=sys.stderr)
-        return EXIT_EVALUATOR_FAILED
-    except (ValueError, FileNotFoundError) as error:
-        print(f"\nERROR: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return _interrupted()
+    except RUN_ENDERS as error:
+        return _ended(error)
     print()
     print(format_leaderboard(outcome["frame"]))
     if "kendall_tau" in outcome["ranks"]:

@@ -40,6 +40,11 @@ COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high",
            "time_fraction", "over_budget", "separated_from_next", "private_rank", "private_score", "description"]
 
 
+_REFERENCE_ROWS = {ORACLE: ("reference", "exact retraining (oracle set B) scored like a method"),
+                   ORIGINAL: ("original", "the model before unlearning")}
+"""family and description of the rows that are not registered methods (the kit baseline's come from the setting)."""
+
+
 def registered_methods(names: list[str] | None = None) -> list[Method]:
     """The registry's methods (all, or ``names`` in that order); an unknown name lists the known ones."""
     from unlearning_mock.methods.registry import METHODS, get_entry
@@ -83,7 +88,8 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
                 low, high = interval(lira_boot[name][:, k], estimate, upper=1.0)
                 lira.update({column: estimate, f"{column}_low": low, f"{column}_high": high})
             lira.update({column: score.lira[column] for column in DIAGNOSTICS})
-        family = entry.family if entry else {ORACLE: "reference", ORIGINAL: "original"}.get(name, "baseline")
+        family, description = ((entry.family, entry.description) if entry else _REFERENCE_ROWS.get(
+            name, ("baseline", f"the setting's kit baseline: {evaluation.setting.baseline_name}")))
         rows.append({
             "method": name, "family": family,
             "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
@@ -92,9 +98,7 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
             "attack_accuracy": score.attack_accuracy, **lira, "time_fraction": score.time_fraction,
             "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
             "private_score": entry.private_score if entry else None,
-            "description": entry.description if entry else {
-                ORACLE: "exact retraining (oracle set B) scored like a method",
-                ORIGINAL: "the model before unlearning"}.get(name, f"the setting's kit baseline: {evaluation.setting.baseline_name}"),
+            "description": description,
         })
     frame = pd.DataFrame(rows).sort_values("final_score", ascending=False, kind="stable").reset_index(drop=True)
     final = dict(zip(frame["method"], frame["final_score"]))

@@ -325,6 +325,16 @@ def _interrupted_when(process: subprocess.Popen, ready) -> str:
     return err
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's child processes in /proc")
+def test_a_real_ctrl_c_ends_the_leaderboard_with_exit_code_130(tmp_path, cache_dir, cached_oracles):
+    """``leaderboard``: SIGINT while the workers run ends it as it ends an evaluation -- exit 130 and INTERRUPTED,
+    not a traceback (a long leaderboard is the run a user is most likely to stop and resume)."""
+    process = _command(tmp_path, cache_dir, "--methods", "ft-kaggle", "--workers", "1", *cached_oracles,
+                       mode=("leaderboard",))
+    err = _interrupted_when(process, lambda: bool(_grandchildren(process.pid)))   # a worker has forked a job
+    assert "Traceback" not in err and "SUBMISSION ERROR" not in err, err[-2000:]
+
+
 def test_ray_errors_are_blamed_where_they_belong():
     rx = pytest.importorskip("ray.exceptions")
     from unlearning_mock.mock_evaluator.engine.ray_engine import ray_failure
@@ -394,12 +404,3 @@ def test_ray_ships_the_package_a_remote_worker_imports(tmp_path):
     assert shipped.returncode == 0, shipped.stderr[-2000:]
     assert shipped.stdout.strip().startswith(str(package))
 
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's child processes in /proc")
-def test_a_real_ctrl_c_ends_the_leaderboard_with_exit_code_130(tmp_path, cache_dir, cached_oracles):
-    """``leaderboard``: SIGINT while the workers run ends it as it ends an evaluation -- exit 130 and INTERRUPTED,
-    not a traceback (a long leaderboard is the run a user is most likely to stop and resume)."""
-    process = _command(tmp_path, cache_dir, "--methods", "ft-kaggle", "--workers", "1", *cached_oracles,
-                       mode=("leaderboard",))
-    err = _interrupted_when(process, lambda: bool(_grandchildren(process.pid)))   # a worker has forked a job
-    assert "Traceback" not in err and "SUBMISSION ERROR" not in err, err[-2000:]
