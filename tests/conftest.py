@@ -1,11 +1,17 @@
 import copy
 
 import pytest
+import torch
 
 from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.original import load_or_train_original
 from unlearning_mock.starter_kit.training import DIGITS_RECIPE
+
+
+# The test process trains (the session's original, ``--executor inline`` jobs) at one torch thread, as every
+# job of the evaluator does (engine/executors.py JOB_THREADS): two spin on a loaded 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,13 @@ def executors_help() -> str:
     return "; ".join(f"{name}: {what}" for name, what in EXECUTORS.items())
 
 
+# Torch threads of each job on this machine's engines. One, whatever the cores and workers: the jobs are small
+# models bound by Python overhead, where a second thread costs more than it buys (a digits epoch: 0.14 s at one
+# thread, 0.18 s at two, idle) and, on a loaded machine, spins at OpenMP barriers (50-120x slower; RESULTS.md,
+# "Two torch threads per job"). ``--workers 1`` gave its jobs both cores before 2026-12-05.
+JOB_THREADS = 1
+
+
 def check_executor(kind: str) -> None:
     if kind not in EXECUTORS:
         raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
@@ -46,5 +53,4 @@ def make_executor(workers: int, kind: str = "local", ray_address: str | None = N
 
     if kind == "inline":
         return InlineExecutor()
-    threads = max(1, (os.cpu_count() or workers) // workers)
-    return ProcessExecutor(workers, threads)
+    return ProcessExecutor(workers, JOB_THREADS)

@@ -20,6 +20,9 @@ import weakref
 from multiprocessing.connection import wait as wait_for
 from typing import Iterable, Iterator
 
+import torch
+
+from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS
 from unlearning_mock.mock_evaluator.engine.jobs import run_job, run_job_here
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure, JobResult, worker_died
 from unlearning_mock.mock_evaluator.engine.worker import start_worker
@@ -36,6 +39,8 @@ class InlineExecutor:
 
     def map_unordered(self, jobs: Iterable) -> Iterator[tuple[object, JobResult]]:
         for job in jobs:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(JOB_THREADS)  # as every engine's jobs run; this process's own count after
             try:
                 result = run_job_here(job)
             except (KeyboardInterrupt, EvaluatorFailure):
@@ -43,6 +48,8 @@ class InlineExecutor:
             except Exception as error:  # the submission's own exceptions are results: this is the evaluator's
                 raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed (not the submission's "
                                        f"fault): {type(error).__name__}: {error}") from error
+            finally:
+                torch.set_num_threads(threads)
             yield job, result
 
     def close(self) -> None:
