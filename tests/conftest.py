@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS
 from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.original import load_or_train_original
@@ -10,8 +11,8 @@ from unlearning_mock.starter_kit.training import DIGITS_RECIPE
 
 
 # The test process trains (the session's original, ``--executor inline`` jobs) at one torch thread, as every
-# job of the evaluator does (engine/executors.py JOB_THREADS): two spin on a loaded 2-core machine.
-torch.set_num_threads(1)
+# job of the evaluator does: two spin on a loaded 2-core machine.
+torch.set_num_threads(JOB_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,7 @@ class ProcessExecutor:
     per worker at a time. A worker that dies becomes a failed result (the evaluator's) and is replaced;
     workers still busy when the caller stops reading (an error, Ctrl-C) are terminated."""
 
-    def __init__(self, workers: int, threads: int = 1):
+    def __init__(self, workers: int, threads: int = JOB_THREADS):
         if workers < 1:
             raise ValueError(f"a process executor needs at least one worker, got {workers}")
         self.workers, self.threads = workers, threads
