@@ -282,12 +282,18 @@ def test_a_killed_oracle_or_timing_job_is_an_evaluator_error_with_exit_code_3(tm
     seed = ["--num-models", "2", "--seed", "101", "--oracle-chunk", "2"] if phase == "oracle-A" else cached_oracles
     process = _command(tmp_path, cache_dir, "--submission", "baseline", "--workers", "1", *seed)
     try:
-        deadline, forked = time.monotonic() + 600, set()
-        while not forked and process.poll() is None and time.monotonic() < deadline:
+        deadline, killed = time.monotonic() + 600, False
+        while not killed and process.poll() is None and time.monotonic() < deadline:
             forked = _grandchildren(process.pid)
+            if forked:
+                assert len(forked) == 1, f"the worker forked {sorted(forked)}, exit code {process.poll()}"
+                try:
+                    os.kill(forked.pop(), signal.SIGKILL)
+                    killed = True
+                except ProcessLookupError:  # it ended between the scan and the kill: wait for the next one
+                    pass
             time.sleep(0.01)
-        assert len(forked) == 1, f"the worker forked {sorted(forked)}, exit code {process.poll()}"
-        os.kill(forked.pop(), signal.SIGKILL)
+        assert killed, f"no forked process of the worker was seen alive, exit code {process.poll()}"
         _, err = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
