@@ -234,7 +234,8 @@ def test_inline_a_real_ctrl_c_stops_the_evaluation(tmp_path, inline):
 def _grandchildren(pid: int) -> set[int]:
     """The children of ``pid``'s children (Linux) that are forks of them -- under the local executor, the job
     processes its workers fork -- not programs a worker ran (a library's short-lived ``ldconfig``, say): a fork
-    keeps its parent's command line."""
+    keeps its parent's command line (a program's process too, between its fork and its exec: a caller that kills
+    what it finds waits until the process has lived longer than that)."""
     found = set()
     for child in child_pids(pid):
         command = _command_line(child)
