@@ -231,17 +231,32 @@ def test_inline_a_real_ctrl_c_stops_the_evaluation(tmp_path, inline):
         signal.signal(signal.SIGINT, previous)
 
 
-def _grandchildren(pid: int) -> set[int]:
+def _grandchildren(pid: int, min_age: float = 0.05) -> set[int]:
     """The children of ``pid``'s children (Linux) that are forks of them -- under the local executor, the job
     processes its workers fork -- not programs a worker ran (a library's short-lived ``ldconfig``, say): a fork
-    keeps its parent's command line (a program's process too, between its fork and its exec: a caller that kills
-    what it finds waits until the process has lived longer than that)."""
+    keeps its parent's command line, and has lived ``min_age`` seconds (a program's process carries its parent's
+    command line too, between its fork and its exec: the worker's imports run ``ldconfig -p``; a job lives for
+    seconds)."""
     found = set()
     for child in child_pids(pid):
         command = _command_line(child)
         found |= {grandchild for grandchild in child_pids(child)
-                  if command is not None and _command_line(grandchild) == command}
+                  if command is not None and _command_line(grandchild) == command
+                  and _age(grandchild) >= min_age}
     return found
+
+
+def _age(pid: int) -> float:
+    """Seconds since ``pid`` started (Linux, to the clock tick); -1 once it has ended."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+    except OSError:
+        return -1.0
+    started = int(stat[stat.rindex(")") + 2:].split()[19])   # field 22, starttime, in clock ticks since boot
+    return uptime - started / os.sysconf("SC_CLK_TCK")
 
 
 def _command_line(pid: int) -> bytes | None:
@@ -283,20 +298,16 @@ def test_a_killed_oracle_or_timing_job_is_an_evaluator_error_with_exit_code_3(tm
     seed = ["--num-models", "2", "--seed", "101", "--oracle-chunk", "2"] if phase == "oracle-A" else cached_oracles
     process = _command(tmp_path, cache_dir, "--submission", "baseline", "--workers", "1", *seed)
     try:
-        deadline, killed, first_seen = time.monotonic() + 600, False, {}
+        deadline, killed = time.monotonic() + 600, False
         while not killed and process.poll() is None and time.monotonic() < deadline:
-            forked, now = _grandchildren(process.pid), time.monotonic()
+            forked = _grandchildren(process.pid)
             if forked:
                 assert len(forked) == 1, f"the worker forked {sorted(forked)}, exit code {process.poll()}"
-                pid = next(iter(forked))
-                # a job's process lives for seconds; one seen for less than 50 ms may be a library's
-                # subprocess between its fork and its exec (the worker's imports run `ldconfig -p`)
-                if now - first_seen.setdefault(pid, now) >= 0.05:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        killed = True
-                    except ProcessLookupError:  # it ended between the scan and the kill: wait for the next one
-                        pass
+                try:
+                    os.kill(forked.pop(), signal.SIGKILL)
+                    killed = True
+                except ProcessLookupError:  # it ended between the scan and the kill: wait for the next one
+                    pass
             time.sleep(0.01)
         assert killed, f"no forked process of the worker was seen alive, exit code {process.poll()}"
         _, err = process.communicate(timeout=300)

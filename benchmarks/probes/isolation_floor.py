@@ -14,23 +14,16 @@ In one spawned worker (warmed as the evaluator's are), per job, CPU ms of this p
 
     .venv/bin/python benchmarks/probes/isolation_floor.py [reps]
 """
-import json
-import math
 import os
-import random
 import sys
 import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from isolation_faults import cpu, in_worker, per, warm_worker  # noqa: E402
 
 
 def worker(jobs, variant, reps, q):
-    import torch
     from unlearning_mock.mock_evaluator.engine import jobs as J
-    from unlearning_mock.starter_kit.data import make_loaders
 
     warm_worker(jobs, "plain")
     ctx = jobs[0].context
@@ -52,13 +45,8 @@ def worker(jobs, variant, reps, q):
         J._call(job, block, lambda: None)
 
     def prebuilt_child(job, block):
-        seed = job.seeds[0]
-        loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        setting.baseline(pristine, loaders.retain, loaders.forget, loaders.validation)
-        layout.write(pristine.state_dict(), block)
+        J._fresh_original = lambda context: (setting, pristine)   # in this child only: it dies with the call
+        J._call(job, block, lambda: None)
 
     def zygote_mode(jobs_here):
         """A zygote forked from this worker (after the pristine copy is built) forks each call's child; this
@@ -76,14 +64,14 @@ def worker(jobs, variant, reps, q):
                 pid = os.fork()
                 if pid == 0:
                     try:
-                        prebuilt_child(jobs[int.from_bytes(data, "little")], block)
+                        prebuilt_child(jobs_here[int.from_bytes(data, "little")], block)
                     finally:
                         os._exit(0)
                 os.waitpid(pid, 0)
                 os.write(to_worker, b"d")
         os.close(from_worker); os.close(to_worker)
-        for job in jobs_here:
-            os.write(to_zygote, jobs.index(job).to_bytes(4, "little"))
+        for index, job in enumerate(jobs_here):
+            os.write(to_zygote, index.to_bytes(4, "little"))
             os.read(from_zygote, 1)
             J._score(job, layout.read(block), 0.1, isolated=True)
         os.close(to_zygote); os.close(from_zygote)
