@@ -19,6 +19,8 @@ from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor  # noqa:
 from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
 from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor  # noqa: E402
 
+pytestmark = pytest.mark.ray
+
 N = 8
 
 
