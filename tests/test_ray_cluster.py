@@ -189,18 +189,19 @@ def namespace_of(name: str | None) -> str:
 def test_an_evaluation_on_a_two_node_cluster_with_token_authentication(tmp_path, cache_dir, original, one_step_source,
                                                                       cluster):
     submission = recording_submission(tmp_path, one_step_source)
-    local = subprocess.Popen(evaluate(submission, cache_dir, tmp_path / "local", "--executor", "local"), cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:   # the local executor's run, meanwhile
+    log = tmp_path / "local.log"
+    with log.open("w") as output:   # the local executor's run, meanwhile
+        local = subprocess.Popen(evaluate(submission, cache_dir, tmp_path / "local", "--executor", "local"), cwd=ROOT,
+                                 stdout=output, stderr=output, start_new_session=True)
+    try:
         shutil.copytree(Path(cache_dir) / "original", tmp_path / "cluster-cache" / "original")   # the rest made anew
         on_cluster = in_namespace(HEAD, evaluate(submission, tmp_path / "cluster-cache", tmp_path / "cluster",
                                                  "--executor", "ray", "--ray-address", ADDRESS), cluster, ROOT, 600)
         assert on_cluster.returncode == 0, on_cluster.stderr
-        assert local.wait(timeout=600) == 0, local.stderr.read()
+        assert local.wait(timeout=600) == 0, log.read_text()
     finally:
         if local.poll() is None:
             os.killpg(local.pid, signal.SIGKILL)
-        local.stderr.close()
     assert scores(tmp_path / "cluster") == scores(tmp_path / "local")
 
     records = [json.loads(path.read_text()) for path in (tmp_path / "calls").iterdir()]
@@ -214,6 +215,7 @@ def test_an_evaluation_on_a_two_node_cluster_with_token_authentication(tmp_path,
             assert code.is_relative_to(cluster["RAY_TMPDIR"]) and "runtime_resources" in code.parts, code
             assert not code.is_relative_to(ROOT)
 
+    # a driver with another token (Ray's own retries, 20 s by default, cut to 2)
     stranger = {**cluster, "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_gcs_server_port_wait_time_s": "2"}
     refused = in_namespace(HEAD, evaluate(submission, tmp_path / "cluster-cache", tmp_path / "stranger",
                                           "--executor", "ray", "--ray-address", ADDRESS), stranger, ROOT, 300)
