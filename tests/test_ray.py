@@ -26,7 +26,7 @@ from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, seed
 from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor  # noqa: E402
 from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
 from unlearning_mock.mock_evaluator.engine.ray_engine import (CONNECT_SECONDS, RayExecutor,  # noqa: E402
-                                                              check_answers, endpoint)
+                                                              check_answers, endpoint, join_failure)
 
 N = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +198,19 @@ def test_the_checked_endpoint_is_the_address_as_given(address, expected):
 def test_an_address_without_a_port_is_refused(address):
     with pytest.raises(ValueError, match="--ray-address must be HOST:PORT, ray://HOST\\[:PORT\\] or auto"):
         endpoint(address)
+
+
+def test_a_cluster_that_refuses_the_token_is_told_apart():
+    """Ray's error joining a cluster, as ray.init raises it: a ConnectionError, its cause naming what failed."""
+    refused = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+    refused.__cause__ = RuntimeError("Failed to connect to GCS. Last connection error: Traceback ...\n"
+                                     "ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: ...")
+    assert join_failure("10.0.0.1:6379", refused).startswith("the Ray cluster at 10.0.0.1:6379 refused this "
+                                                             "machine's token: set RAY_AUTH_MODE=token")
+    other = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+    other.__cause__ = RuntimeError("Failed to connect to GCS. Last connection error: Traceback ...\nTimeoutError")
+    assert join_failure("10.0.0.1:6379", other) == (
+        "the Ray cluster at 10.0.0.1:6379 answers but could not be joined (Failed to connect to Ray cluster at "
+        "10.0.0.1:6379): check that the cluster's head node is running (`ray start --head --port=PORT` there), "
+        "that the address names the head's port and is reachable from this machine, and that this machine has "
+        "the cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, as on the nodes)")

@@ -189,10 +189,10 @@ def ray_failure(job, error: Exception) -> JobResult:
 
 class RayExecutor:
     """Jobs as Ray tasks; see the module docstring. ``address``: a cluster to join (None: ``$RAY_ADDRESS``
-    if set, else a fresh local instance -- never a cluster that ``ray start`` left on this machine); an address
-    that does not answer is a ValueError within :data:`CONNECT_SECONDS`. If Ray is already initialised in this
-    process it is used as is (and left running by :meth:`close`). ``init_options`` go to ``ray.init`` (e.g.
-    ``num_cpus``)."""
+    if set, else ``local``: a fresh local instance -- never a cluster that ``ray start`` left on this machine);
+    an address that does not answer is a ValueError within :data:`CONNECT_SECONDS`. If Ray is already
+    initialised in this process it is used as is (and left running by :meth:`close`). ``init_options`` go to
+    ``ray.init`` (e.g. ``num_cpus``)."""
 
     def __init__(self, address: str | None = None, gpus_per_job: float = 0.0, cpus_per_job: float = 1.0,
                  max_in_flight: int | None = None, init_options: dict | None = None):
@@ -204,10 +204,10 @@ class RayExecutor:
         self._owns_ray = not ray.is_initialized()
         self._staging = None   # a copy of the project shipped to a cluster (a clone's folders), removed by close
         if self._owns_ray:
-            address = address or os.environ.get("RAY_ADDRESS") or None
+            address = address or os.environ.get("RAY_ADDRESS") or "local"
             options = {"include_dashboard": False, "logging_level": "warning", **(init_options or {})}
             start = time.perf_counter()
-            if address is None:  # never a cluster found on this machine (a running one, or a stale file of one)
+            if address == "local":  # never a cluster found on this machine (a running one, or a stale file of one)
                 ray.init(address="local", **options)
             else:
                 self._join(address, options)
@@ -231,9 +231,11 @@ class RayExecutor:
         self._staging = tempfile.mkdtemp(prefix="unlearning-mock-ray-")
         try:
             self._ray.init(address=address, runtime_env=project_runtime_env(Path(self._staging)), **options)
-        except (ConnectionError, self._ray.exceptions.AuthenticationError) as error:
+        except BaseException as error:
             self.close()
-            raise ValueError(join_failure(address, error)) from None
+            if isinstance(error, (ConnectionError, self._ray.exceptions.AuthenticationError)):
+                raise ValueError(join_failure(address, error)) from None
+            raise
 
     def _shared_refs(self, context) -> list:
         if context not in self._shared:
