@@ -28,6 +28,8 @@ from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
 from unlearning_mock.mock_evaluator.engine.ray_engine import (CONNECT_SECONDS, RayExecutor,  # noqa: E402
                                                               check_answers, endpoint, join_failure)
 
+pytestmark = pytest.mark.ray
+
 N = 8
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,6 +140,7 @@ def command(tmp_path, cache_dir, one_step_source, *options, env=None) -> subproc
                           cwd=ROOT, env=env or dict(os.environ), capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_without_an_address_a_stale_cluster_file_changes_nothing(tmp_path, cache_dir, original, one_step_source,
                                                                  stale_cluster):
     done = command(tmp_path, cache_dir, one_step_source)
@@ -149,6 +152,7 @@ def test_without_an_address_a_stale_cluster_file_changes_nothing(tmp_path, cache
     assert (ray_folder / "session_latest").exists()   # its own instance, in the folder holding the stale file
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given", ["--ray-address", "$RAY_ADDRESS"])
 def test_an_address_where_nothing_answers_ends_at_once_with_one_clear_line(tmp_path, cache_dir, one_step_source,
                                                                            stale_cluster, given):
