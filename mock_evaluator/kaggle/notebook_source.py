@@ -5,8 +5,9 @@ accelerator" ``raise``, the dataset loading, the loop that saves 512 checkpoints
 from the code cells in order, what defines things:
 
 * imports, functions and classes;
-* top-level assignments -- and ``if`` / ``try`` blocks made of nothing else -- that call no function or class
-  defined in the notebook, read no file and use no name left out before them (``DEVICE = ...``, constants);
+* top-level assignments -- and ``if`` / ``try`` blocks made of nothing else -- that read no file, call no
+  function or class of the notebook that reads one (itself or through the notebook's other functions) and use
+  no name left out before them (``DEVICE = ...``, constants, ``PROFILE = Profile(...)``);
 
 and leaves out the rest: shell and magic lines (``!pip ...``, ``%matplotlib``, a ``%%capture`` cell), calls and
 other expressions, loops, ``with`` blocks, ``raise``, and assignments that load data. Nothing is run to decide.
@@ -50,7 +51,7 @@ class Part:
 
     cell: int          # the cell's position in the notebook, from 1 (markdown cells count)
     line: int          # its first line in the cell
-    text: str          # that line, shortened
+    text: str          # the statement's first line, shortened
     defines: tuple     # the names it binds
     why: str = ""      # why it is left out; "" when kept
 
@@ -71,13 +72,15 @@ class NotebookSource:
         """The kept code as one module (blank lines between the cells' statements dropped)."""
         return "\n".join(line for _, code in self.cells for line in code.splitlines() if line.strip()) + "\n"
 
-    def summary(self) -> str:
-        """One line: which cells' statements are kept and which are left out."""
+    def summary(self, most: int = 6) -> str:
+        """One line: which cells' statements are kept and which are left out (``most`` named per cell)."""
         def cells(parts, show):
             grouped: dict[int, list[str]] = {}
             for part in parts:
                 grouped.setdefault(part.cell, []).append(show(part))
-            return ", ".join(f"cell {cell} ({', '.join(dict.fromkeys(items))})" for cell, items in grouped.items())
+            named = {cell: list(dict.fromkeys(items)) for cell, items in grouped.items()}
+            return ", ".join(f"cell {cell} ({', '.join(items[:most])}{f', +{len(items) - most} more' * (len(items) > most)})"
+                             for cell, items in named.items())
 
         kept = cells(self.kept, lambda p: "imports" if p.text.startswith(("import ", "from "))
                      else ", ".join(p.defines) or f"`{p.text}`")
@@ -98,16 +101,16 @@ def read_notebook(path) -> NotebookSource:
             continue
         lines, tree = _parse(path, number, text, parts)
         parsed.append((number, lines, tree.body))
-    scan = _Scan({node.name for _, _, body in parsed for node in body
-                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))})
+    scan = _Scan(_callables(parsed))
     kept_cells = []
     for number, lines, body in parsed:
-        dropped = []
+        text, dropped = "\n".join(lines), []
         for node in body:
             if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
                 dropped.append(node)   # a docstring or `pass`: does nothing, not worth a line
                 continue
-            part = Part(number, _first_line(node), _short(lines[node.lineno - 1]), tuple(_bound(node)), scan.why(node))
+            shown = _short(ast.get_source_segment(text, node).split("\n")[0])
+            part = Part(number, _first_line(node), shown, tuple(_bound(node)), scan.why(node))
             scan.record(part)
             parts.append(part)
             if part.why:
@@ -230,11 +233,31 @@ def _definition_time(node) -> list[ast.AST]:
     return found
 
 
+def _callables(parsed) -> dict[str, tuple[list[str], str]]:
+    """The notebook's top-level functions and classes: ``name -> (global names it reads, a file-reading call it
+    makes, or "")``."""
+    found = {}
+    for number, lines, body in parsed:
+        tables = {table.get_name(): table for table in symtable.symtable("\n".join(lines), f"cell {number}",
+                                                                         "exec").get_children()}
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                reader = next((f"{ast.unparse(call.func)}()" for call in ast.walk(node)
+                               if isinstance(call, ast.Call) and _callee(call) in FILE_READERS), "")
+                found[node.name] = (_globals_read(tables[node.name]), reader)
+    return found
+
+
+def _callee(call: ast.Call) -> str:
+    """The called name: ``f`` of ``f(...)`` and of ``a.b.f(...)``."""
+    return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+
+
 class _Scan:
     """Decides, statement by statement in the notebook's order, what is kept; remembers who bound which name."""
 
-    def __init__(self, notebook_callables: set[str]):
-        self.notebook_callables = notebook_callables
+    def __init__(self, callables: dict[str, tuple[list[str], str]]):
+        self.callables = callables
         self.kept: set[str] = set()           # names a kept statement binds
         self.left_out: dict[str, Part] = {}   # names only a left-out statement binds, and that statement
 
@@ -258,14 +281,35 @@ class _Scan:
         """Why evaluating ``nodes`` at the top level would run the notebook's driver: "" when it would not."""
         for node in _evaluated(nodes):
             if isinstance(node, ast.Call):
-                callee = node.func
-                name = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", "")
-                if not notebook_calls and isinstance(callee, ast.Name) and name in self.notebook_callables:
-                    return f"calls {name}(), defined in the notebook"
+                name = _callee(node)
+                if not notebook_calls and isinstance(node.func, ast.Name) and name in self.callables:
+                    problem = self._runs_driver(name)
+                    if problem:
+                        return f"calls {name}(), which {problem}"
                 if name in FILE_READERS:
-                    return f"reads a file ({ast.unparse(callee)}())"
+                    return f"reads a file ({ast.unparse(node.func)}())"
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in self.left_out:
                 return f"uses {node.id}, left out in cell {self.left_out[node.id].cell}"
+        return ""
+
+    def _runs_driver(self, name: str) -> str:
+        """What makes calling the notebook's function or class ``name`` part of the driver: it reads a file or a
+        left-out name, itself or through the notebook's other functions; "" when nothing does."""
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            reads, reader = self.callables[current]
+            through = "" if current == name else f" through {current}()"
+            if reader:
+                return f"reads a file{through} ({reader})"
+            for global_name in reads:
+                if global_name in self.left_out:
+                    return f"uses {global_name}{through}, left out in cell {self.left_out[global_name].cell}"
+                if global_name in self.callables:
+                    todo.append(global_name)
         return ""
 
     def record(self, part: Part) -> None:
@@ -291,9 +335,9 @@ class _Scan:
                              f"`{self.left_out[name].text}`, which is left out ({self.left_out[name].why})"
                              for name in missing)
             raise ValueError(f"{where}: {ENTRY}() needs {', '.join(missing)}, which only left-out code defines: {said}. "
-                             "Only imports, functions, classes and assignments that call no function of the notebook "
-                             "and read no file are kept: define it that way, or build it inside unlearning() "
-                             "(from its loaders)")
+                             "Only imports, functions, classes and assignments that read no file (nor call a function "
+                             "of the notebook that does) are kept: define it that way, or build it inside "
+                             "unlearning() (from its loaders)")
 
 
 def _needed(cells, entry: str) -> list[str]:
