@@ -119,7 +119,7 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
             log(notebook.summary())
         options, batches = {**dict(notebook.options), **options}, batches or notebook.batches
         kind, target, base = "notebook", str(notebook.path), notebook.path.stem
-        code, cells = notebook.code, notebook.cells
+        code, cells = notebook.statements, notebook.cells
         sources = [path for _, text in cells for path in imported_files(ast.parse(text), None, notebook.path.parent)]
     elif spec.endswith(".py") or Path(spec).exists() or "/" in spec:
         path = Path(spec).resolve()

@@ -212,6 +212,10 @@ def test_a_name_unlearning_needs_that_was_left_out_is_named_with_its_cell(tmp_pa
     through_helper = replaced(through_helper, "lr=0.001", "lr=learning_rate()")
     with pytest.raises(ValueError, match=r"needs SETTINGS.*cell 9.*reads a file"):
         read_notebook(write_notebook(tmp_path / "through_helper.ipynb", through_helper))
+    with pytest.raises(ValueError, match=r"needs files.*bound in cell 1 by `files = !ls`.*a shell or magic line"):
+        read_notebook(write_notebook(tmp_path / "shell.ipynb", [("code", "files = !ls\n"
+                                                                         "def unlearning(net, *loaders):\n"
+                                                                         "    return files")]))
     with pytest.raises(ValueError, match="defines no function `unlearning"):
         read_notebook(write_notebook(tmp_path / "none.ipynb", [("code", "import torch")]))
     with pytest.raises(ValueError, match="cell 2 does not parse"):

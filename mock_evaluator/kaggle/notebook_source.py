@@ -69,7 +69,13 @@ class NotebookSource:
 
     @property
     def code(self) -> str:
-        """The kept code as one module (blank lines between the cells' statements dropped)."""
+        """The kept code as one module, cell after cell."""
+        return "\n\n\n".join(code.strip("\n") for _, code in self.cells) + "\n"
+
+    @property
+    def statements(self) -> str:
+        """The kept code's lines less the blank ones: what the fingerprint hashes (so the lines where left-out
+        statements stood do not count)."""
         return "\n".join(line for _, code in self.cells for line in code.splitlines() if line.strip()) + "\n"
 
     def summary(self, most: int = 6) -> str:
@@ -102,6 +108,8 @@ def read_notebook(path) -> NotebookSource:
         lines, tree = _parse(path, number, text, parts)
         parsed.append((number, lines, tree.body))
     scan = _Scan(_callables(parsed))
+    for part in parts:   # the magic lines: `files = !ls` binds a name too
+        scan.record(part)
     kept_cells = []
     for number, lines, body in parsed:
         text, dropped = "\n".join(lines), []
