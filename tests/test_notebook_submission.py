@@ -16,6 +16,8 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from unlearning_mock.mock_evaluator.api import _config as _api_config
+from unlearning_mock.mock_evaluator.api import _submission_specs
 from unlearning_mock.mock_evaluator.cli import _config, _parser, main
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
 from unlearning_mock.mock_evaluator.kaggle.mock_input import write_mock_layout
@@ -306,6 +308,26 @@ def test_the_batch_format_belongs_to_a_submission_on_the_command_line():
         _parser("evaluate").parse_args(["--submission", "a.ipynb", "--batches", "dicts"])
     with pytest.raises(ValueError, match="unknown batch format 'dicts'"):
         EvalConfig(batches="dicts")
+
+
+def test_the_api_takes_a_notebook_and_its_batch_format():
+    assert _submission_specs(["a.ipynb", ("b.py", {"lr": 1}), ("c.ipynb", {}, "kaggle")]) == (
+        ("a.ipynb", {}, None), ("b.py", {"lr": 1}, None), ("c.ipynb", {}, "kaggle"))
+    assert _api_config((), {"batches": "kaggle"}).batches == "kaggle"
+
+
+def test_package_takes_a_notebook(tmp_path, capsys):
+    assert package(["--submission", write_notebook(tmp_path / "sample.ipynb", SAMPLE), "--batches", "tuples",
+                    "--out", str(tmp_path / "dist")]) == 0
+    assert "sample.ipynb: kept cell 3 (imports, DEVICE)" in capsys.readouterr().out
+    built = read_notebook(tmp_path / "dist" / "submission.ipynb")
+    assert built.batches == "tuples" and built.options == ()
+    cells = [cell.source for cell in nbformat.read(str(tmp_path / "dist" / "submission.ipynb"), as_version=4).cells]
+    inlined = next(text for text in cells if text.startswith("# ---- inlined from sample.ipynb"))
+    assert UNLEARNING.split("\n")[0] in inlined and "range(512)" not in inlined and "!pip" not in inlined
+    assert package(["--submission", write_notebook(tmp_path / "broken.ipynb", [("code", "import torch")]),
+                    "--out", str(tmp_path / "dist")]) == 2
+    assert "defines no function `unlearning" in capsys.readouterr().err
 
 
 # -- scoring notebooks ---------------------------------------------------------------------------------------
