@@ -13,7 +13,7 @@ ARGS ?=
 SUBMISSION ?= submission/unlearning.py
 OPTIONS ?=
 
-.PHONY: setup test evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip install-ray bench-ray clean clean-cache
+.PHONY: setup test test-fast test-second-kernel evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip install-ray bench-ray clean clean-cache
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The quick inner loop: everything but the slow groups (their markers are registered in pyproject.toml).
+test-fast: setup
+	$(PY) -m pytest -q -m "not (training or slow or ray or isolation or packaging or netns)" tests
+
+# The tests that train models, again under the kernel set one below this CPU's own (AVX-512 -> AVX2,
+# AVX2 -> the default SSE4.1 kernels), so a test that holds only on one CPU's last bits fails here.
+test-second-kernel: setup
+	@set -e; capability=$$($(PY) -c "import torch; print(torch.backends.cpu.get_cpu_capability())"); \
+	case "$$capability" in \
+	  AVX512*) kernels="ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2" ;; \
+	  AVX2) kernels="ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41" ;; \
+	  *) echo "this CPU's kernels ($$capability) have no set below them: nothing to run"; exit 0 ;; \
+	esac; \
+	echo "the training tests under $$kernels (this CPU runs $$capability)"; \
+	env $$kernels $(PY) -m pytest -q -m training tests
 
 # The project's main job: SRFL, the oracle reference and the kit baseline scored like the challenge.
 evaluate: setup

@@ -1,4 +1,5 @@
 import copy
+import os
 
 import pytest
 import torch
@@ -13,6 +14,16 @@ from unlearning_mock.starter_kit.training import DIGITS_RECIPE
 # The test process trains (the session's original, ``--executor inline`` jobs) at one torch thread, as every
 # job of the evaluator does: two spin on a loaded 2-core machine.
 torch.set_num_threads(JOB_THREADS)
+
+# A local Ray instance that a test starts (here or in a command run from here) listens on loopback only, never on
+# this machine's network address: this is Ray's switch for clusters on Windows and macOS, where it does so.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def pytest_report_header(config):
+    """Which kernels the trained models' last bits come from (``make test-second-kernel`` forces a lower set)."""
+    return (f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"oneDNN ISA limit {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}")
 
 
 @pytest.fixture(scope="session")

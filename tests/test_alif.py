@@ -14,6 +14,8 @@ from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 from unlearning_mock.submission import alif
 from unlearning_mock.submission.alif import AuxiliaryMixers, alif_confidences, alif_convolutions, unlearning
 
+pytestmark = pytest.mark.training
+
 
 def _model_and_input(kind, original):
     if kind == "smallresnet":
@@ -92,17 +94,28 @@ def test_only_the_auxiliary_layers_train_and_fold_into_the_chosen_convolutions(o
     assert all(p.requires_grad for p in net.parameters()) and not net.training
 
 
-def test_decouple_lowers_forget_accuracy_more_than_retain_accuracy(original, loaders, digits_profile):
-    net = copy.deepcopy(original)
-    torch.manual_seed(0)
-    record = []
-    returned = unlearning(net, loaders.retain, loaders.forget, loaders.validation, target="decouple", record=record,
-                          profile=digits_profile)   # digits' defaults: 2 epochs (5% of the retrain's steps), lr 0.05
-    assert returned is net and not net.training
-    assert len(record) == 2 * len(loaders.retain) and {"step", "loss", "facc", "racc"} == set(record[0])
-    forget, retain = accuracy(net, loaders.forget), accuracy(net, loaders.retain)
-    assert accuracy(original, loaders.forget) == 1.0 and forget < 0.9
-    assert retain - forget > 0.05
+def test_decouple_lowers_forget_accuracy_more_than_retain_accuracy(original, digits, digits_profile):
+    """On the mean of three seeds (a single trajectory moves with the CPU's kernels); the original handed back
+    unchanged would fail both assertions."""
+    loaders = make_loaders(digits)
+    forget_before = accuracy(original, loaders.forget)
+    decoupled_before = accuracy(original, loaders.retain) - forget_before
+    assert forget_before > 0.95 and abs(decoupled_before) < 0.03
+    after = []
+    for seed in (0, 1, 2):
+        net = copy.deepcopy(original)
+        seeded = make_loaders(digits, seed=seed)
+        torch.manual_seed(seed)
+        record = []
+        returned = unlearning(net, seeded.retain, seeded.forget, seeded.validation, target="decouple",
+                              record=record, profile=digits_profile)   # digits: 2 epochs (5% of the retrain), lr 0.05
+        assert returned is net and not net.training
+        assert len(record) == 2 * len(seeded.retain) and {"step", "loss", "facc", "racc"} == set(record[0])
+        forget = accuracy(net, loaders.forget)
+        after.append((forget, accuracy(net, loaders.retain) - forget))
+    forget_after, decoupled_after = (sum(values) / len(after) for values in zip(*after))
+    assert forget_after < 0.9, after
+    assert decoupled_after > decoupled_before + 0.03, after
 
 
 def test_fractional_epochs_cap_the_steps_and_max_steps_caps_them_further(original, loaders):

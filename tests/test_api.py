@@ -10,6 +10,7 @@ from unlearning_mock.mock_evaluator.api import evaluate, leaderboard
 N = 8   # shares the session cache's oracles with tests/test_evaluator.py
 
 
+@pytest.mark.slow
 def test_evaluate_returns_the_tables_it_writes(tmp_path, cache_dir, one_step_source):
     path = tmp_path / "one_step.py"
     path.write_text(one_step_source)
@@ -38,6 +39,7 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path):
         evaluate(str(tmp_path / "missing.py"), num_models=4, cache_dir=str(tmp_path), log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_leaderboard_returns_its_frame(tmp_path, cache_dir):
     board = leaderboard(["ft-kaggle"], num_models=N, cache_dir=str(cache_dir), output_dir=str(tmp_path),
                         progress=False, workers=1, attack_models=4, bootstrap=5, log=lambda *_: None)

@@ -3,9 +3,12 @@
 import json
 
 import pandas as pd
+import pytest
 
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.starter_kit.cifar10 import write_fake_cifar10
+
+pytestmark = pytest.mark.slow
 
 
 def test_cifar10_end_to_end_with_two_models(tmp_path):

@@ -14,6 +14,8 @@ from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, per_exa
 from unlearning_mock.mock_evaluator.scoring.score import score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 
+pytestmark = pytest.mark.slow
+
 N = 8
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +41,7 @@ def default_run(tmp_path_factory, cache_dir):
     return code, out / "default"
 
 
+@pytest.mark.training
 def test_end_to_end_writes_every_output(default_run):
     code, folder = default_run
     assert code == 0

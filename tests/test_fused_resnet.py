@@ -30,6 +30,8 @@ from unlearning_mock.starter_kit.cifar10 import fake_cifar10_images, load_cifar1
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, resnet18, split_fused_state
 from unlearning_mock.starter_kit.training import Recipe, auto_oracle_chunk, is_fusable, train_in_place
 
+pytestmark = pytest.mark.training
+
 SEEDS = (11, 12, 13)
 KIT_RECIPE = Recipe(epochs=2, batch_size=16, optimizer="sgd", lr=0.01, augment="crop_flip")   # 4 steps
 KAGGLE_RECIPE = Recipe(epochs=3, batch_size=32, optimizer="adam", lr=3e-3, weight_decay=5e-3,

@@ -21,6 +21,8 @@ from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, Subm
 from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor
 from unlearning_mock.mock_evaluator.method import method_from_spec
 
+pytestmark = pytest.mark.isolation
+
 N = 8
 BAD_MODEL = 3
 ROOT = Path(__file__).resolve().parents[1]

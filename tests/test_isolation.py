@@ -29,6 +29,8 @@ from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.original import checked, load_or_train_original, original_cache_path
 from unlearning_mock.starter_kit.training import Recipe
 
+pytestmark = pytest.mark.isolation
+
 N = 4
 ENGINES = ["local", "ray"]
 ROOT = Path(__file__).resolve().parents[1]

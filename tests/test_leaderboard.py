@@ -87,6 +87,8 @@ def test_markdown_table_prints_the_rank_agreement_under_the_table():
     assert "No rank agreement with the private leaderboard: too few." in markdown_table(pd.DataFrame(rows), {"note": "too few"})
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_leaderboard_command(tmp_path, cache_dir, capsys):
     common = ["leaderboard", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
               "--quiet", "--workers", "1", "--attack-models", "2", "--bootstrap", "10"]

@@ -87,6 +87,7 @@ def test_a_project_module_is_a_method():
         method_from_spec("no_such_module_here")
 
 
+@pytest.mark.slow
 def test_two_methods_one_run_common_seeds_and_stale_cache(tmp_path, cache_dir):
     log = tmp_path / "calls.jsonl"
     sub = write(tmp_path / "s" / "sub.py", LOGGING_SUBMISSION)
@@ -116,6 +117,7 @@ def test_two_methods_one_run_common_seeds_and_stale_cache(tmp_path, cache_dir):
     assert len(calls(log)) == N and {c["scale"] for c in calls(log)} == {2.0}
 
 
+@pytest.mark.slow
 def test_exit_code_covers_every_method(tmp_path, cache_dir, capsys):
     good = write(tmp_path / "good.py", "def unlearning(net, retain_loader, forget_loader, validation_loader):\n"
                                       "    return net\n")
@@ -128,6 +130,7 @@ def test_exit_code_covers_every_method(tmp_path, cache_dir, capsys):
     assert "good" in set(summary["method"]) and "bad" not in set(summary["method"])
 
 
+@pytest.mark.slow
 def test_bad_options_fail_before_training(tmp_path, capsys):
     empty_cache = tmp_path / "cache"
     assert run_cli(tmp_path, empty_cache, "--submission-option", "bogus=1") == 2

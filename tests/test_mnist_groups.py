@@ -13,6 +13,8 @@ from unlearning_mock.starter_kit.original import load_or_train_original, origina
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import train_in_place
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def data():

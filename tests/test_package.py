@@ -171,6 +171,7 @@ def test_notebook_loaders_match_the_layout_loader(notebook, tiny_input, tmp_path
     assert len(retain_loader.dataset) == len(data.retain_idx) and len(forget_loader.dataset) == len(data.forget_idx)
 
 
+@pytest.mark.packaging
 def test_headless_run_with_two_checkpoints(tiny_input, tmp_path):
     path = write_notebook(tmp_path / "dist")
     zip_path = run_notebook(path, tiny_input, count=2, log=lambda *_: None)

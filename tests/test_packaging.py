@@ -87,6 +87,7 @@ def _cache_files(cache: Path) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in cache.rglob("*") if path.is_file()}
 
 
+@pytest.mark.packaging
 def test_the_installed_command_runs_from_an_empty_folder(wheel, tmp_path, one_step_source):
     """pip-install the wheel into a fresh environment (its dependencies borrowed from this one), then from an
     empty folder elsewhere: the default submission, then a file of the folder's own, against one cache."""

@@ -19,6 +19,8 @@ from unlearning_mock.starter_kit.unlearning_steps import inverse_frequency_weigh
 from unlearning_mock.mock_evaluator.reports import curve
 from unlearning_mock.submission.unlearning import SRFL_PUBLISHED, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
+pytestmark = pytest.mark.training
+
 # ---------------------------------------------------------------------------------------------------
 # The loss, by hand
 # ---------------------------------------------------------------------------------------------------
@@ -191,18 +193,33 @@ def test_defaults_digits_keeps_its_values_another_setting_gets_the_authors_at_it
     assert len(record) == round(4 / 3 * len(loaders.retain)) and record[0]["lr"] == pytest.approx(SRFL_PUBLISHED["lr"])
 
 
-def test_dict_batches_record_and_forget_accuracy_falls(digits, original, fresh_original):
-    dict_loaders = make_loaders(digits, dict_batches=True)
-    record = []
-    torch.manual_seed(0)
-    unlearning(fresh_original, dict_loaders.retain, dict_loaders.forget, dict_loaders.validation, epochs=2, lr=1e-2,
-               record=record)
-    assert len(record) == 2 * len(dict_loaders.retain)
-    assert {"step", "loss", "facc", "racc"} <= set(record[0])
+def decoupling(net, loaders) -> tuple[float, float]:
+    """Forget accuracy, and retain minus forget accuracy (eval mode)."""
+    forget = accuracy(net, loaders.forget)
+    return forget, accuracy(net, loaders.retain) - forget
+
+
+def test_dict_batches_record_and_forget_accuracy_falls(digits, original):
+    """SRFL decouples forget from retain: forget accuracy falls, and further than retain accuracy, on the mean
+    of three seeds (a single trajectory moves with the CPU's kernels); the original handed back unchanged
+    would fail both assertions."""
     tuples = make_loaders(digits)
-    forget_after, retain_after = accuracy(fresh_original, tuples.forget), accuracy(fresh_original, tuples.retain)
-    assert accuracy(original, tuples.forget) == 1.0 and forget_after < 0.8
-    assert retain_after - forget_after > 0.1  # the decoupling, in eval mode
+    forget_before, decoupled_before = decoupling(original, tuples)
+    assert forget_before > 0.95 and abs(decoupled_before) < 0.03
+    after = []
+    for seed in (0, 1, 2):
+        net = copy.deepcopy(original)
+        dict_loaders = make_loaders(digits, seed=seed, dict_batches=True)
+        record = []
+        torch.manual_seed(seed)
+        unlearning(net, dict_loaders.retain, dict_loaders.forget, dict_loaders.validation, epochs=2, lr=1e-2,
+                   record=record)
+        assert len(record) == 2 * len(dict_loaders.retain)
+        assert {"step", "loss", "facc", "racc"} <= set(record[0])
+        after.append(decoupling(net, tuples))
+    forget_after, decoupled_after = (sum(values) / len(after) for values in zip(*after))
+    assert forget_after < 0.8, after
+    assert decoupled_after > decoupled_before + 0.05, after   # the decoupling, in eval mode
 
 
 def _tiny_resnet_batches(dict_batches: bool, n: int = 6):

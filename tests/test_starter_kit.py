@@ -1,6 +1,9 @@
 """The embedded data, the model and its recipe, the cached original, the baseline and the kit's attack."""
 
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
@@ -11,6 +14,16 @@ from unlearning_mock.starter_kit.evaluation import accuracy, logits_on
 from unlearning_mock.starter_kit.models import SmallResNet, fuse_states, split_fused_state
 from unlearning_mock.starter_kit.original import load_or_train_original, original_cache_path
 from unlearning_mock.starter_kit.training import DIGITS_RECIPE, Recipe, train_models
+
+pytestmark = pytest.mark.training
+
+
+def test_the_kernel_set_asked_for_is_the_one_that_runs():
+    """``ATEN_CPU_CAPABILITY`` (``make test-second-kernel``) must take effect, or that pass checks nothing new."""
+    asked = os.environ.get("ATEN_CPU_CAPABILITY")
+    if asked is None:
+        pytest.skip("no kernel set forced: this CPU's own runs")
+    assert torch.backends.cpu.get_cpu_capability() == asked.upper()
 
 
 def test_split_is_disjoint_sized_and_reproducible(digits):

@@ -12,6 +12,8 @@ from unlearning_mock.starter_kit.class_weights import inverse_frequency
 from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, inverse_frequency_weights,
                                                           stage_parameters)
 
+pytestmark = pytest.mark.training
+
 
 def _data(n=40, seed=0):
     generator = torch.Generator().manual_seed(seed)

@@ -15,6 +15,10 @@ local executor, and a run can switch executors and resume.
 * **Shared objects.** The setting (data, model class, recipe) and the original model's weights go into
   the object store once per evaluation (``ray.put``); each task gets the references, and each Ray worker
   process fetches them once and keeps them (:func:`mock_evaluator.engine.jobs.provide_shared`).
+* **Which Ray.** Without an address a fresh local instance is started, whatever cluster Ray would find on
+  this machine (a running one, or the stale file of one that was not stopped). An address is first checked
+  with a plain connection attempt (:func:`check_answers`): one that does not answer, or a cluster that refuses
+  this machine's token, ends the run with one line saying what to check.
 * **Code.** Starting a local instance, the workers see the driver's files. Joining a cluster
   (``--ray-address`` or ``$RAY_ADDRESS``), the project's package ``unlearning_mock`` travels with the job
   through Ray's ``runtime_env`` (``py_modules``, :func:`project_runtime_env`); a submission given as a *file*
@@ -35,6 +39,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +62,70 @@ def import_ray():
     except ImportError:
         raise ValueError(RAY_MISSING) from None
     return ray
+
+
+CONNECT_SECONDS = 30.0   # how long the check of a cluster's address waits for an answer
+RAY_CLIENT_PORT = 10001   # Ray Client's port when a ray:// address names none
+CLUSTER_CHECKS = ("check that the cluster's head node is running (`ray start --head --port=PORT` there), that the "
+                  "address names the head's port and is reachable from this machine, and that this machine has the "
+                  "cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, as on the nodes)")
+
+
+def running_cluster() -> str:
+    """The address ``auto`` stands for, as Ray finds it: ``$RAY_ADDRESS``, else the cluster last started with
+    ``ray start`` on this machine (the ``ray_current_cluster`` file in Ray's temporary folder), else a running
+    head."""
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        return get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        raise ValueError("--ray-address auto: no Ray cluster was started on this machine; start one "
+                         "(`ray start --head`) or give its head's address as HOST:PORT") from None
+
+
+def endpoint(address: str) -> tuple[str, int]:
+    """The host and port that a cluster address names: ``HOST:PORT``, ``[IPv6]:PORT`` or ``ray://HOST[:PORT]``
+    (Ray Client, port 10001 by default)."""
+    rest = address.removeprefix("ray://")
+    target = rest.split("/", 1)[0]
+    host, _, port = target.rpartition(":")
+    if not host or "]" in port:  # no port given
+        host, port = target, str(RAY_CLIENT_PORT) if rest != address else ""
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address must be HOST:PORT, ray://HOST[:PORT] or auto, got {address!r}")
+    return host, int(port)
+
+
+def check_answers(address: str, seconds: float = CONNECT_SECONDS) -> None:
+    """A ValueError in one line unless something accepts a TCP connection at ``address`` as given, within
+    ``seconds``. Done before Ray is asked: Ray retries for minutes, and dials a loopback address as this
+    machine's network address."""
+    named = address
+    if address == "auto":
+        address = running_cluster()
+        named = f"auto = {address}"
+    host, port = endpoint(address)
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except OSError as error:
+        why = f"nothing answered within {seconds:g} s" if isinstance(error, TimeoutError) else _first_line(error)
+        raise ValueError(f"no Ray cluster answers at {named} ({why}): {CLUSTER_CHECKS}") from None
+
+
+def join_failure(address: str, error: Exception) -> str:
+    """One line for Ray's error joining the cluster at ``address`` (which answered :func:`check_answers`)."""
+    told = f"{type(error).__name__} {error} {error.__cause__}"
+    if "AuthenticationError" in told or "InvalidAuthToken" in told:
+        return (f"the Ray cluster at {address} refused this machine's token: set RAY_AUTH_MODE=token and the "
+                "cluster's token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token) as on its nodes")
+    return f"the Ray cluster at {address} answers but could not be joined ({_first_line(error)}): {CLUSTER_CHECKS}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.strip().splitlines()[0]
 
 
 def project_runtime_env(staging: Path) -> dict:
@@ -120,8 +189,10 @@ def ray_failure(job, error: Exception) -> JobResult:
 
 class RayExecutor:
     """Jobs as Ray tasks; see the module docstring. ``address``: a cluster to join (None: ``$RAY_ADDRESS``
-    if set, else start a local instance); if Ray is already initialised in this process it is used as is
-    (and left running by :meth:`close`). ``init_options`` go to ``ray.init`` (e.g. ``num_cpus``)."""
+    if set, else ``local``: a fresh local instance -- never a cluster that ``ray start`` left on this machine);
+    an address that does not answer is a ValueError within :data:`CONNECT_SECONDS`. If Ray is already
+    initialised in this process it is used as is (and left running by :meth:`close`). ``init_options`` go to
+    ``ray.init`` (e.g. ``num_cpus``)."""
 
     def __init__(self, address: str | None = None, gpus_per_job: float = 0.0, cpus_per_job: float = 1.0,
                  max_in_flight: int | None = None, init_options: dict | None = None):
@@ -133,13 +204,13 @@ class RayExecutor:
         self._owns_ray = not ray.is_initialized()
         self._staging = None   # a copy of the project shipped to a cluster (a clone's folders), removed by close
         if self._owns_ray:
-            address = address or os.environ.get("RAY_ADDRESS") or None
+            address = address or os.environ.get("RAY_ADDRESS") or "local"
             options = {"include_dashboard": False, "logging_level": "warning", **(init_options or {})}
-            if address is not None:
-                self._staging = tempfile.mkdtemp(prefix="unlearning-mock-ray-")
-                options["runtime_env"] = project_runtime_env(Path(self._staging))
             start = time.perf_counter()
-            ray.init(address=address, **options)
+            if address == "local":  # never a cluster found on this machine (a running one, or a stale file of one)
+                ray.init(address="local", **options)
+            else:
+                self._join(address, options)
             self.startup_seconds = time.perf_counter() - start
         resources = ray.cluster_resources()
         slots = int(resources.get("CPU", 1) // cpus_per_job)
@@ -152,6 +223,19 @@ class RayExecutor:
         self._threads = max(1, int(cpus_per_job))
         self._task = ray.remote(_run_task).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)
         self._shared: dict = {}   # context -> [setting ref, original-state ref]
+
+    def _join(self, address: str, options: dict) -> None:
+        """Join the cluster at ``address``, the project's package shipped through ``runtime_env``; a ValueError
+        in one line when the address does not answer (checked before Ray is asked) or refuses this machine."""
+        check_answers(address)
+        self._staging = tempfile.mkdtemp(prefix="unlearning-mock-ray-")
+        try:
+            self._ray.init(address=address, runtime_env=project_runtime_env(Path(self._staging)), **options)
+        except BaseException as error:
+            self.close()
+            if isinstance(error, (ConnectionError, self._ray.exceptions.AuthenticationError)):
+                raise ValueError(join_failure(address, error)) from None
+            raise
 
     def _shared_refs(self, context) -> list:
         if context not in self._shared:
