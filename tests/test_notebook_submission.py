@@ -363,7 +363,6 @@ def test_the_runs_key_follows_the_kept_code_and_the_batch_format(evaluation, tmp
 
 
 @pytest.mark.training
-@pytest.mark.packaging
 def test_a_packaged_notebook_scores_back_like_its_file_with_its_options(evaluation, tmp_path, capsys):
     assert package(["--submission", str(ROOT / "submission" / "unlearning.py"), "--option", "variant=seed",
                     "--out", str(tmp_path)]) == 0
