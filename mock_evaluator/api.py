@@ -4,6 +4,7 @@ returning the tables instead of printing them.
     from unlearning_mock.mock_evaluator.api import evaluate, leaderboard
 
     result = evaluate("my_method.py", num_models=64, dataset="digits")
+    evaluate("kaggle_entry.ipynb", batches="kaggle", num_models=64)   # a notebook, fed the challenge's dict batches
     result.summary            # pandas DataFrame: a row per method, the oracle reference and the original
     result.per_example        # pandas DataFrame: a row per (method, forget example)
     result.paths              # every file written under ./outputs/<run name>/
@@ -12,8 +13,9 @@ returning the tables instead of printing them.
     board.frame               # the leaderboard as a DataFrame, with intervals
 
 Every keyword of :class:`~mock_evaluator.evaluate.EvalConfig` is accepted (``seed``, ``device``, ``cache_dir``,
-``workers``, ``executor``, ``baseline``, ``time_budget``, ``progress``, ``output_dir``, ``run_name`` ...); an
-unknown one is a ``TypeError`` that lists them. A method that breaks the contract does not raise: it is named in
+``workers``, ``executor``, ``baseline``, ``batches``, ``time_budget``, ``progress``, ``output_dir``, ``run_name``
+...); an unknown one is a ``TypeError`` that lists them. ``batches`` ("kaggle" or "tuples") is the batch format of
+every submission that names none; one names its own as ``(spec, options, batches)``. A method that breaks the contract does not raise: it is named in
 ``result.failures`` and the others are scored, as on the command line.
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, EvalConfig, Evaluation
+from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, EvalConfig, Evaluation, submission_entry
 from unlearning_mock.mock_evaluator.reports.report import per_example_frame, summary_frame, write_outputs
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(EvalConfig)} - {"submissions"}
@@ -72,13 +74,15 @@ def _config(submissions: tuple, settings: dict) -> EvalConfig:
 
 
 def _submission_specs(submissions) -> tuple:
-    """``"file.py"``, ``"methods.fcs"``, ``"baseline"`` or ``(spec, {option: value})`` -> ``((spec, options), ...)``."""
+    """``"file.py"``, ``"entry.ipynb"``, ``"methods.fcs"``, ``"baseline"``, ``(spec, {option: value})`` or
+    ``(spec, {option: value}, batches)`` -> ``((spec, options, batches), ...)``."""
     specs = []
     for item in submissions or [DEFAULT_SUBMISSION]:
-        spec, options = (item, {}) if isinstance(item, (str, Path)) else item
+        spec, options, batches = (item, {}, None) if isinstance(item, (str, Path)) else submission_entry(item)
         if not isinstance(options, dict):
-            raise TypeError(f"a submission is a spec or a (spec, options dict) pair, got {item!r}")
-        specs.append((str(spec), dict(options)))
+            raise TypeError(f"a submission is a spec, a (spec, options dict) pair or a (spec, options dict, batch "
+                            f"format) triple, got {item!r}")
+        specs.append((str(spec), dict(options), batches))
     return tuple(specs)
 
 

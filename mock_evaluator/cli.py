@@ -17,6 +17,7 @@ from unlearning_mock.mock_evaluator.engine.limits import MEMORY_FRACTION, parse_
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
+from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS
 from unlearning_mock.starter_kit.settings import DATASETS
 
 EXIT_OVER_BUDGET = 1
@@ -26,19 +27,24 @@ EXIT_INTERRUPTED = 130   # the shell's code for Ctrl-C
 
 
 class _SubmissionAction(argparse.Action):
-    """``--submission SPEC`` starts a new method; ``--submission-option k=v`` adds to the last one."""
+    """``--submission SPEC`` starts a new method ``[spec, options, batch format]``; ``--submission-option k=v`` and
+    ``--batches FORMAT`` belong to the last one (before any ``--submission``: to the default submission)."""
 
     def __call__(self, parser, namespace, value, option_string=None):
         entries = getattr(namespace, "submissions", None) or []
         if option_string == "--submission":
-            entries.append([value, {}])
+            entries.append([value, {}, None])
+            namespace.submissions = entries
+            return
+        if not entries:
+            entries.append([DEFAULT_SUBMISSION, {}, None])
+        if option_string == "--batches":
+            entries[-1][2] = value
         else:
             try:
                 key, parsed = parse_option(value)
             except ValueError as error:
                 parser.error(str(error))
-            if not entries:  # an option before any --submission belongs to the default submission
-                entries.append([DEFAULT_SUBMISSION, {}])
             entries[-1][1][key] = parsed
         namespace.submissions = entries
 
@@ -78,12 +84,17 @@ def _parser(mode: str) -> argparse.ArgumentParser:
         parser.add_argument("--bootstrap", type=int, default=100, help="paired-bootstrap replicates for the intervals")
     else:
         parser.add_argument("--submission", action=_SubmissionAction, dest="submissions", default=None,
-                            help="a .py file defining unlearning(net, retain_loader, forget_loader, validation_loader), "
-                                 "a module of the tool (submission.alif, methods.fcs) or 'baseline'; repeat it to score "
-                                 f"several methods against the same oracles (default: SRFL, {DEFAULT_SUBMISSION})")
+                            help="a .py file or a Jupyter/Kaggle notebook (.ipynb) defining unlearning(net, retain_loader, "
+                                 "forget_loader, validation_loader), a module of the tool (submission.alif, methods.fcs) "
+                                 "or 'baseline'; repeat it to score several methods against the same oracles (default: "
+                                 f"SRFL, {DEFAULT_SUBMISSION})")
         parser.add_argument("--submission-option", action=_SubmissionAction, dest="submissions", metavar="KEY=VALUE",
                             help="a keyword option for the --submission before it (value: a Python literal, else a "
                                  "string); repeatable, e.g. --submission-option lr=0.02 --submission-option variant=seed")
+        parser.add_argument("--batches", action=_SubmissionAction, dest="submissions", choices=BATCH_FORMATS,
+                            help="what the loaders of the --submission before it yield: 'kaggle', the challenge's dicts "
+                                 "(batch['image'], batch['age_group'], ...), or 'tuples', (inputs, targets) pairs "
+                                 "(default: the setting's own -- tuples, dicts on the kaggle layout)")
     parser.add_argument("--num-models", type=int, default=512, help="N: unlearned copies and retrained oracles per set (challenge: 512)")
     parser.add_argument("--dataset", choices=DATASETS, default="digits" if not score_zip else "kaggle")
     parser.add_argument("--data-dir", default=None, help="folder of the cifar10 or kaggle data")
@@ -141,7 +152,8 @@ def _config(args, submissions) -> EvalConfig:
                                                ("original_weights", args.original_weights),
                                                ("amp", args.amp or None)) if value is not None}
     return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options,
-                      submissions=tuple((spec, dict(opts)) for spec, opts in submissions), oracle_chunk=args.oracle_chunk,
+                      submissions=tuple((spec, dict(opts), batches) for spec, opts, batches in submissions),
+                      oracle_chunk=args.oracle_chunk,
                       num_models=args.num_models, seed=args.seed, device=args.device, output_dir=args.output_dir,
                       run_name=args.run_name, cache_dir=args.cache_dir, time_budget=args.time_budget,
                       warn_only=args.warn_only, workers=args.workers, attack_models=args.attack_models,
@@ -182,7 +194,7 @@ def main(argv=None) -> int:
             config = _config(args, submissions=())
             evaluation = Evaluation(config, checkpoint_zip=args.zip)
         else:
-            config = _config(args, submissions=args.submissions or [[DEFAULT_SUBMISSION, {}]])
+            config = _config(args, submissions=args.submissions or [[DEFAULT_SUBMISSION, {}, None]])
             evaluation = Evaluation(config)
         results = evaluation.run()
     except RUN_ENDERS as error:

@@ -32,6 +32,7 @@ from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
+from unlearning_mock.starter_kit.batch_format import check_format
 from unlearning_mock.starter_kit.original import default_cache_dir, setting_original
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
@@ -56,8 +57,10 @@ class EvalConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     setting_options: dict = field(default_factory=dict)
-    # the methods asked for: (spec, options) pairs -- a .py path, a project module, or "baseline"
+    # the methods asked for: (spec, options) or (spec, options, batch format) -- a .py or .ipynb path, a project
+    # module, or "baseline"
     submissions: tuple = ((DEFAULT_SUBMISSION, {}),)
+    batches: str | None = None            # the batch format of a submission that names none ("kaggle" or "tuples")
     num_models: int = 512
     seed: int = 0
     device: str = "auto"
@@ -95,6 +98,7 @@ class EvalConfig:
         if self.run_memory is not None and not self.run_memory > 0:
             raise ValueError(f"--run-memory must be a positive number of bytes, got {self.run_memory}")
         check_executor(self.executor)
+        check_format(self.batches)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
 
@@ -105,6 +109,12 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
     return device
+
+
+def submission_entry(entry) -> tuple[str, dict, str | None]:
+    """An entry of ``EvalConfig.submissions``, ``(spec, options)`` or ``(spec, options, batches)``, as the triple."""
+    spec, options, *batches = entry
+    return spec, options, (batches[0] if batches else None)
 
 
 def seeds_for(seed: int, role: str, count: int) -> list[int]:
@@ -167,8 +177,9 @@ class Evaluation:
         if checkpoint_zip is not None:
             methods = [zip_method(checkpoint_zip)]
         else:
-            methods = [method_from_spec(spec, options, baseline_function=self.setting.baseline)
-                       for spec, options in cfg.submissions]
+            methods = [method_from_spec(spec, options, baseline_function=self.setting.baseline,
+                                       batches=batches or cfg.batches, log=self.log)
+                       for spec, options, batches in map(submission_entry, cfg.submissions)]
         if cfg.baseline and not any(m.kind == "baseline" for m in methods):
             methods.append(method_from_spec("baseline", name="baseline", baseline_function=self.setting.baseline))
         return methods
@@ -227,7 +238,7 @@ class Evaluation:
     def default_run_name(self) -> str:
         cfg = self.config
         first = self.submissions[0] if self.submissions else self.methods[0]
-        source = Path(first.target).stem if first.kind in ("file", "zip") else first.slug
+        source = Path(first.target).stem if first.kind in ("file", "notebook", "zip") else first.slug
         more = f"+{len(self.submissions) - 1}" if len(self.submissions) > 1 else ""
         return f"{cfg.dataset}-{source}{more}-n{cfg.num_models}-seed{cfg.seed}"
 
@@ -280,7 +291,7 @@ class Evaluation:
         """Load each method's module in a worker's child process (never here) and check the options it is
         given: a ValueError naming the method before any of its runs when it cannot be loaded, defines no
         ``unlearning`` or does not take an option."""
-        todo = [m for m in methods if m.kind in ("file", "module") and m.name not in self._checked]
+        todo = [m for m in methods if m.kind in ("file", "notebook", "module") and m.name not in self._checked]
         if not todo:
             return
         limits = Limits(self.config.run_timeout or RUN_TIMEOUT_FLOOR, self.run_memory())
@@ -298,7 +309,9 @@ class Evaluation:
         if method.kind == "zip":
             return self._checkpoint_runs(method)
         self.check_methods([method])
-        identity = method.fingerprint if method.kind != "baseline" else (method.fingerprint, self.setting.baseline_name)
+        identity = (method.fingerprint, self.setting.batch_format(method.batches))
+        if method.kind == "baseline":
+            identity += (self.setting.baseline_name,)
         folder = self.cache / "runs" / f"{self.setting.name}-{method.slug}-{self.key('runs', identity)}"
         seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
         limits = Limits(self.run_timeout(), self.run_memory())
@@ -388,7 +401,8 @@ class Evaluation:
         return {
             "config": {**asdict(cfg), "device_resolved": self.device},
             "methods_asked": [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),
-                               "fingerprint": m.fingerprint} for m in self.methods],
+                               "fingerprint": m.fingerprint, "batches": setting.batch_format(m.batches)}
+                              for m in self.methods],
             "setting": {"name": setting.name, "data": setting.data.summary(), "recipe": setting.recipe.as_dict(),
                         "model": model_key(setting.make_model()), "batch_size": setting.batch_size,
                         "baseline": setting.baseline_name, "original": self.context.original_path,

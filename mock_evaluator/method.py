@@ -3,22 +3,27 @@
 Built from a spec (:func:`method_from_spec`):
 
 * a path to a ``.py`` file that defines ``unlearning(net, retain_loader, forget_loader, validation_loader)``;
+* a path to a Jupyter (Kaggle) notebook, ``.ipynb``, that defines it in a code cell: only the code that defines
+  things is kept (:mod:`mock_evaluator.kaggle.notebook_source`), and it travels in the method value;
 * a module of the project, by dotted name (``submission.alif``, ``methods.fcs``);
 * ``baseline``: the setting's starter-kit baseline (the Kaggle sample fine-tune on digits and Kaggle, the
   CIFAR-10 kit's on CIFAR-10).
 
 Options (``--submission-option key=value``) are parsed as Python literals and passed to ``unlearning`` as
-keywords; one the function does not accept is an error before any training. A function that declares the
+keywords; one the function does not accept is an error before any training. A method's *batch format*
+(``kaggle`` dicts or ``tuples``; None: the setting's own, :mod:`starter_kit.batch_format`) says what its loaders
+yield. A function that declares the
 keyword ``profile`` also gets the setting's :class:`~starter_kit.profile.SettingProfile`
 (:func:`call_keywords`); ``profile`` is not an option. Building a method runs none of its code: the
 evaluator loads it (:func:`load_function`, :func:`check_options`) only in a child process of a worker
 (:mod:`mock_evaluator.engine.jobs`), never in the driver. The fingerprint hashes the
-method's source, every module it imports from the project or from its own folder (transitively, found by
-reading the ``import`` statements), and its options: edit any of those and its cached runs are redone; edit
+method's source (a notebook's kept code), every module it imports from the project or from its own folder
+(transitively, found by reading the ``import`` statements), and its options: edit any of those and its cached runs are redone; edit
 an unrelated file and they are reused. Code loaded dynamically (``importlib.import_module(name_in_a_string)``)
 is not seen: name such files in a normal import, or clear the cache.
 
-A :class:`Method` holds only strings and tuples, so it travels to worker processes and cluster tasks.
+A :class:`Method` holds only strings and tuples (a notebook's kept code among them), so it travels to worker
+processes and cluster tasks.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT, import_closure
+from unlearning_mock.mock_evaluator.kaggle.notebook_source import read_notebook, run_cells
+from unlearning_mock.mock_evaluator.sources import PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT, import_closure, imported_files
+from unlearning_mock.starter_kit.batch_format import check_format
 
 BASELINE = "baseline"
 POSITIONAL = ("net", "retain_loader", "forget_loader", "validation_loader")
@@ -44,10 +52,12 @@ class Method:
     """One unlearning method as the evaluator runs it."""
 
     name: str                 # the row name in every report, e.g. "unlearning[variant=seed]"
-    kind: str                 # "file", "module", "baseline" or "zip" (checkpoints, no function)
+    kind: str                 # "file", "notebook", "module", "baseline" or "zip" (checkpoints, no function)
     target: str               # the file path, the module name, "baseline" or the zip path
     options: tuple = ()       # sorted (key, value) pairs passed as keywords
     fingerprint: str = ""     # source closure + options; part of the runs' cache key
+    batches: str | None = None   # "kaggle" or "tuples"; None: the setting's own
+    source: tuple = ()        # a notebook's kept code: ((file name, code), ...) per cell
 
     @property
     def option_dict(self) -> dict:
@@ -84,13 +94,17 @@ def display_name(base: str, options: dict) -> str:
 
 
 def method_from_spec(spec: str, options: dict | None = None, name: str | None = None,
-                     baseline_function=None) -> Method:
-    """Build a :class:`Method` from a file path, a project module name or ``baseline`` (see the module doc).
+                     baseline_function=None, batches: str | None = None, log=None) -> Method:
+    """Build a :class:`Method` from a file path (``.py`` or ``.ipynb``), a project module name or ``baseline`` (see
+    the module doc). A notebook's own ``UNLEARNING_OPTIONS`` and ``UNLEARNING_BATCHES`` (a packaged notebook's)
+    apply unless ``options`` / ``batches`` say otherwise; ``log`` gets its line of what was kept and left out.
 
     ``baseline_function`` is the setting's baseline callable (needed only to check options of ``baseline``).
     Raises ``FileNotFoundError`` / ``ValueError`` with a message saying what to do.
     """
     options = dict(options or {})
+    batches = check_format(batches)
+    code, cells = "", ()
     if spec == BASELINE:
         kind, target, base = "baseline", BASELINE, BASELINE
         sources = [PROJECT_ROOT / "starter_kit" / "baseline.py"]
@@ -99,6 +113,14 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
                 check_options(baseline_function, options)
             except ValueError as error:
                 raise ValueError(f"{base}: {error}") from None
+    elif spec.endswith(".ipynb"):
+        notebook = read_notebook(Path(spec).resolve())
+        if log is not None:
+            log(notebook.summary())
+        options, batches = {**dict(notebook.options), **options}, batches or notebook.batches
+        kind, target, base = "notebook", str(notebook.path), notebook.path.stem
+        code, cells = notebook.statements, notebook.cells
+        sources = [path for _, text in cells for path in imported_files(ast.parse(text), None, notebook.path.parent)]
     elif spec.endswith(".py") or Path(spec).exists() or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
@@ -110,14 +132,14 @@ def method_from_spec(spec: str, options: dict | None = None, name: str | None = 
             spec = f"{PACKAGE}.{spec}"
         kind, target, base = "module", spec, spec.split(".")[-1]
         sources = [module_file(spec)]
-    closure = import_closure(sources)
-    digest = hashlib.sha256()
-    for path in closure:
+    digest = hashlib.sha256(code.encode())
+    for path in import_closure(sources):
         digest.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path.name).encode())
         digest.update(path.read_bytes())
     digest.update(repr(sorted(options.items())).encode())
     return Method(name=name or display_name(base, options), kind=kind, target=target,
-                  options=tuple(sorted(options.items())), fingerprint=digest.hexdigest()[:16])
+                  options=tuple(sorted(options.items())), fingerprint=digest.hexdigest()[:16], batches=batches,
+                  source=cells)
 
 
 def zip_method(path: str) -> Method:
@@ -139,22 +161,29 @@ def module_file(name: str) -> Path:
     return Path(spec.origin).resolve()
 
 
-def load_function(kind: str, target: str):
-    """The ``unlearning`` function of a file or a module (None for ``baseline`` and ``zip``). Runs the
-    module's code in this process, and a file's folder goes onto ``sys.path`` for its own helpers: the
-    evaluator calls it only in a child process that ends with the call."""
+def load_function(method: Method):
+    """The ``unlearning`` function of a file, notebook or module method (None for ``baseline`` and ``zip``). Runs
+    the method's code in this process, and a file's (notebook's) folder goes onto ``sys.path`` for its own
+    helpers: the evaluator calls it only in a child process that ends with the call."""
+    kind, target = method.kind, method.target
     if kind in ("baseline", "zip"):
         return None
-    if kind == "file":
+    if kind in ("file", "notebook"):
         file = Path(target)
         if str(file.parent) not in sys.path:  # the submission may import its own helpers
             sys.path.insert(0, str(file.parent))
         module_name = f"submission_{hashlib.sha1(target.encode()).hexdigest()[:12]}"
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        module = importlib.util.module_from_spec(spec)
+        if kind == "file":
+            module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(module_name, file))
+        else:
+            module = types.ModuleType(module_name)
+            module.__file__ = target
         sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
         try:
-            spec.loader.exec_module(module)
+            if kind == "file":
+                module.__spec__.loader.exec_module(module)
+            else:
+                run_cells(method.source, module.__dict__)
         except BaseException:
             del sys.modules[module_name]
             raise

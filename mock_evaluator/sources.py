@@ -80,6 +80,19 @@ def imported_names(tree: ast.AST, package: str | None) -> list[str]:
     return names
 
 
+def imported_files(tree: ast.AST, package: str | None, folder: Path, root: Path = PROJECT_ROOT) -> list[Path]:
+    """The files of the project modules, and of the modules in ``folder`` (the importer's own), that a parsed
+    module imports; importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` too."""
+    found = []
+    for name in imported_names(tree, package):
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            path = module_path(".".join(parts[:i]), [folder], root)
+            if path is not None:
+                found.append(path)
+    return found
+
+
 def import_closure(files, root: Path = PROJECT_ROOT) -> list[Path]:
     """``files`` and every project / own-folder module they import, transitively; sorted, unique.
 
@@ -97,10 +110,5 @@ def import_closure(files, root: Path = PROJECT_ROOT) -> list[Path]:
             tree = ast.parse(path.read_text(), filename=str(path))
         except SyntaxError as error:
             raise ValueError(f"{path} does not parse: {error}") from None
-        for name in imported_names(tree, package_of(path, root)):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
-                found = module_path(".".join(parts[:i]), [path.parent], root)
-                if found is not None and found not in seen:
-                    stack.append(found)
+        stack += [found for found in imported_files(tree, package_of(path, root), path.parent, root) if found not in seen]
     return sorted(seen)

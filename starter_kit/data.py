@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from unlearning_mock.starter_kit.batch_format import collate_dicts, collate_pairs
 from unlearning_mock.starter_kit.batches import IMAGE_KEY, LABEL_KEY, DropSingletonBatches
 
 DIGITS_SPLIT_SEED = 0
@@ -42,7 +43,9 @@ class UnlearningData:
     test_targets: torch.Tensor
     forget_idx: np.ndarray
     num_classes: int = 10
-    extra_columns: dict = field(default_factory=dict)  # per-train-example columns (Kaggle: age, person_id)
+    # Kaggle dict batches' other columns (``age``, ``person_id``, ``image_id``), where the setting has them:
+    extra_columns: dict = field(default_factory=dict)        # per train example
+    validation_columns: dict = field(default_factory=dict)   # per validation example
 
     def __post_init__(self):
         n_train = len(self.train_targets)
@@ -160,16 +163,19 @@ def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, see
     """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order. The three
     a method gets (retain, forget, validation) drop a last batch of one example, as the training recipe does
     (:func:`~starter_kit.batches.batch_sizes`: batch norm cannot train on one); the test loader, for
-    evaluation only, keeps every example."""
+    evaluation only, keeps every example. Batches are ``[inputs, targets]`` pairs, or with ``dict_batches``
+    the challenge's dicts with the setting's other columns (:mod:`starter_kit.batch_format`)."""
+    collate = collate_dicts if dict_batches else collate_pairs
 
     def loader(inputs, targets, shuffle, offset, columns=None, drop_singleton=True):
         # DataLoader(batch_size, shuffle, generator), less a one-example last batch (batches.py)
         generator = torch.Generator().manual_seed(seed * 4 + offset) if shuffle else None
         pairs = TensorPairs(inputs, targets, dict_batches, columns)
         if not drop_singleton:
-            return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator)
+            return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
         order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
-        return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator)
+        return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator,
+                          collate_fn=collate)
 
     def columns_at(idx):
         return {key: np.asarray(values)[idx] for key, values in data.extra_columns.items()}
@@ -177,6 +183,6 @@ def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, see
     return Loaders(
         retain=loader(*data.retain, True, 0, columns_at(data.retain_idx)),
         forget=loader(*data.forget, True, 1, columns_at(data.forget_idx)),
-        validation=loader(*data.validation, False, 2),
+        validation=loader(*data.validation, False, 2, data.validation_columns),
         test=loader(*data.test, False, 3, drop_singleton=False),
     )

@@ -8,7 +8,7 @@ The layout the organisers' scoring notebook read from ``/kaggle/input/neurips-20
 
 Images are read as float32 tensors with values 0-255 (no normalisation), shape 3x32x32; the label is
 ``age_group`` (10 equal-width age groups); batches are dicts ``{"image", "age_group", "age",
-"person_id"}`` of 64. Scoring also needs a test split, which the real input does not have:
+"person_id", "image_id"}`` of 64. Scoring also needs a test split, which the real input does not have:
 ``DIR/test.csv`` in the same format (the local mock input, :mod:`mock_evaluator.kaggle.mock_input`, writes one).
 
 The train set is retain + forget (in that order); by default the forget set is ``forget.csv`` as given
@@ -175,8 +175,9 @@ def load_kaggle_data(data_dir, forget: str = "csv", forget_fraction: float | Non
                      forget_seed: int = 0, require_test: bool = True) -> UnlearningData:
     """The Kaggle layout in ``data_dir`` as an :class:`UnlearningData` named ``"kaggle"``.
 
-    Train is retain.csv then forget.csv; ``extra_columns`` holds ``age`` and ``person_id`` per train
-    example (numpy arrays), so dict batches carry them as Kaggle's did. ``forget``:
+    Train is retain.csv then forget.csv; ``extra_columns`` holds ``age``, ``person_id`` and ``image_id`` per train
+    example (numpy arrays), ``validation_columns`` the same per validation example, so dict batches carry them as
+    Kaggle's did. ``forget``:
 
     * ``"csv"`` (default): the forget set is forget.csv as given;
     * ``"person"``: re-drawn as all images of random people (:func:`forget_by_person`);
@@ -235,7 +236,9 @@ def load_kaggle_data(data_dir, forget: str = "csv", forget_fraction: float | Non
         test_inputs=splits["test"]["image"], test_targets=splits["test"]["age_group"],
         forget_idx=forget_idx,
         num_classes=NUM_CLASSES,
-        extra_columns={"age": np.concatenate([retain["age"], forget_part["age"]]), "person_id": person_ids},
+        extra_columns={"age": np.concatenate([retain["age"], forget_part["age"]]), "person_id": person_ids,
+                       "image_id": np.concatenate([retain["image_id"], forget_part["image_id"]])},
+        validation_columns={key: splits["validation"][key] for key in ("age", "person_id", "image_id")},
     )
 
 

@@ -3,7 +3,7 @@ registry the settings register into.
 
 A setting is everything the evaluator needs to re-create one challenge setting: the data and its split,
 how to build the model, the recipe that trains the original and every oracle, the loaders' batch size
-and batch shape, the kit's baseline, and optionally published original weights.
+and default batch format, the kit's baseline, and optionally published original weights.
 
 Each setting's module defines a builder and registers it under its name with
 :func:`register_setting` (``starter_kit/digits.py``, ``mnist_groups.py``, ``cifar10.py``, ``kaggle.py``); this module imports
@@ -19,6 +19,7 @@ from typing import Callable
 from torch import nn
 
 from unlearning_mock.starter_kit.baseline import kaggle_sample_unlearning
+from unlearning_mock.starter_kit.batch_format import KAGGLE, TUPLES, check_format
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.profile import SettingProfile
 from unlearning_mock.starter_kit.training import Recipe
@@ -46,6 +47,11 @@ class Setting:
                                  self.recipe.epochs, self.recipe.batch_size, self.recipe.class_weighted,
                                  forget_labels=self.data.forget[1].tolist(),
                                  declared_epoch_scale=self.method_epoch_scale)
+
+    def batch_format(self, requested: str | None = None) -> str:
+        """The batch format of a submission's loaders: ``requested`` (``kaggle`` or ``tuples``), else the setting's
+        own (the Kaggle layout's dicts, elsewhere pairs)."""
+        return check_format(requested) or (KAGGLE if self.dict_batches else TUPLES)
 
     @property
     def recipe_of_original(self) -> Recipe:

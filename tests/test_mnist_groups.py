@@ -47,7 +47,7 @@ def test_images_are_the_area_mean_of_the_28x28_digits():
 
 
 def test_groups_are_near_duplicates_within_one_class(data):
-    groups, y = data.extra_columns["group"], data.train_targets.numpy()
+    groups, y = data.extra_columns["person_id"], data.train_targets.numpy()
     assert len(groups) == len(y)
     ids = np.unique(groups)
     assert list(ids) == list(range(len(ids)))                    # consecutive ids
@@ -68,7 +68,7 @@ def test_groups_are_near_duplicates_within_one_class(data):
 
 
 def test_forget_set_is_whole_groups_mostly_in_classes_0_and_1(data):
-    groups, y = data.extra_columns["group"], data.train_targets.numpy()
+    groups, y = data.extra_columns["person_id"], data.train_targets.numpy()
     forget = set(data.forget_idx)
     for g in np.unique(groups[data.forget_idx]):                 # whole groups: none is split
         assert set(np.flatnonzero(groups == g)) <= forget

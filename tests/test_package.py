@@ -203,7 +203,7 @@ def test_packaging_another_method_with_options(tmp_path, capsys):
 
     notebook = nbformat.read(str(out / "submission.ipynb"), as_version=4)
     sources = "\n".join(cell.source for cell in notebook.cells)
-    assert "UNLEARNING_OPTIONS = {'variant': 'seed', 'epochs': 3}" in sources
+    assert "UNLEARNING_OPTIONS = {'epochs': 3, 'variant': 'seed'}" in sources   # sorted: one file whatever the order
     assert "keywords = dict(UNLEARNING_OPTIONS)" in sources and "**keywords)" in sources
     assert main(["--out", str(out), "--option", "no_such_option=1"]) == 2
     assert "does not accept option(s) ['no_such_option']" in capsys.readouterr().err

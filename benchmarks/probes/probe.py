@@ -60,7 +60,7 @@ def build_data(a) -> tuple[UnlearningData, np.ndarray]:
         from unlearning_mock.starter_kit.mnist_groups import load_mnist_groups_data
 
         d = load_mnist_groups_data(a.size, a.imbalance, a.group_size, a.forget_frac)
-        return d, d.extra_columns["group"]
+        return d, d.extra_columns["person_id"]
     return build_data_probe(a)
 
 

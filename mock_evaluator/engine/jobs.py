@@ -33,6 +33,7 @@ from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSIO
 from unlearning_mock.mock_evaluator.method import Method, call_keywords, check_options, load_function
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
+from unlearning_mock.starter_kit.batch_format import KAGGLE, failure_hint
 from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, train_models
@@ -231,11 +232,12 @@ def _call(job: UnlearningJob, block, started, user_interrupts: bool = False) -> 
     Returns the submission's failure in words, or None."""
     ctx, method, seed = job.context, job.method, job.seeds[0]
     setting, net = _fresh_original(ctx)
-    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
+    batches = setting.batch_format(method.batches)
+    loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=batches == KAGGLE)
     started()
     stage = "loading the submission"
     try:
-        unlearn = setting.baseline if method.kind == "baseline" else load_function(method.kind, method.target)
+        unlearn = setting.baseline if method.kind == "baseline" else load_function(method)
         torch.manual_seed(seed)  # every source of randomness a submission may use is seeded per model
         np.random.seed(seed % 2**32)
         random.seed(seed)
@@ -250,7 +252,7 @@ def _call(job: UnlearningJob, block, started, user_interrupts: bool = False) -> 
         return ("the submission raised KeyboardInterrupt (an interrupt inside the submission is treated as its "
                 "failure; finished models are saved)")
     except BaseException as error:  # noqa: BLE001 -- whatever the submission did, in words
-        return submission_failure(error, stage, job.limits)
+        return submission_failure(error, stage, job.limits) + failure_hint(error, batches)
     return None
 
 
@@ -263,7 +265,7 @@ def method_problem(method: Method, limits: Limits = Limits(), user_interrupts: b
     """Load ``method``'s ``unlearning`` in this process and check its options: what is wrong, in words, or
     None. (Runs the method's module: the evaluator calls it in a child process, :class:`ProbeJob`.)"""
     try:
-        check_options(load_function(method.kind, method.target), method.option_dict)
+        check_options(load_function(method), method.option_dict)
     except KeyboardInterrupt:
         if user_interrupts:
             raise

@@ -6,16 +6,19 @@ run it headless like Kaggle would.
     python -m mock_evaluator.kaggle.notebook --run --input mock_kaggle_input --count 2 [--out dist]
                                                                    # -> dist/submission.zip
 
-``--submission`` takes a .py file inside the project (or a module name); ``--option key=value``
-(repeatable, values as Python literals) fixes keyword options of its ``unlearning``, written into the
-notebook's ``UNLEARNING_OPTIONS`` cell and passed on every call.
+``--submission`` takes a .py file, a Jupyter (Kaggle) notebook -- its kept code, as
+:mod:`mock_evaluator.kaggle.notebook_source` extracts it -- or a module name; ``--option key=value`` (repeatable,
+values as Python literals) fixes keyword options of its ``unlearning``, written into the notebook's
+``UNLEARNING_OPTIONS`` cell and passed on every call; ``--batches kaggle|tuples`` (``UNLEARNING_BATCHES``) says
+whether the notebook's loaders yield the competition's dicts (the default) or ``(image, age_group)`` pairs.
+Scored back with ``unlearning-mock --submission submission.ipynb``, the notebook's options and batch format apply.
 
 The notebook has the competition's cells: imports; the input root
 (``/kaggle/input/neurips-2023-machine-unlearning/``, overridable with ``UNLEARNING_KAGGLE_ROOT``);
 the submission's source, inlined: ``submission/unlearning.py`` and, recursively, every project module
 it imports (``from starter_kit.X import ...`` / ``from submission.X import ...``), dependencies
 first, with those import statements removed; the data loading (dict batches of 64 as Kaggle's:
-``image`` float32 0-255 3x32x32, ``age_group``, ``age``, ``person_id``, ``image_id``; retain and
+``image`` float32 0-255 3x32x32, ``age_group``, ``age``, ``person_id``, ``image_id``, or pairs; retain and
 forget shuffled, validation not); and the loop: N times (512; ``UNLEARNING_NUM_CHECKPOINTS``
 overrides it for local runs and is ignored on Kaggle) load ``original_model.pth`` into
 ``resnet18(num_classes=10)``, call ``unlearning(net, retain_loader, forget_loader,
@@ -39,8 +42,10 @@ import sys
 import time
 from pathlib import Path
 
+from unlearning_mock.mock_evaluator.kaggle.notebook_source import read_notebook
 from unlearning_mock.mock_evaluator.sources import (PACKAGE, PROJECT_PACKAGES, PROJECT_ROOT, is_project_module, module_path as
                                                      own_module_path, project_module_path)
+from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS, KAGGLE, check_format
 
 ENTRY_MODULE = f"{PACKAGE}.submission.unlearning"
 PROFILE_MODULE = f"{PACKAGE}.starter_kit.profile"   # always inlined: the notebook builds the setting's profile
@@ -83,10 +88,10 @@ def _is_main_guard(node: ast.stmt) -> bool:
 
 def _rewrite_module(name: str, root: Path) -> tuple[str, list[str]]:
     """(source with project imports and the main guard removed, the project modules it imports). ``name``: a
-    project module, or the path of a user's own .py file (whose own-folder helpers cannot be inlined)."""
-    own_file = name.endswith(".py")
+    project module, or the path of a user's own .py file or notebook (whose own-folder helpers cannot be inlined)."""
+    own_file = name.endswith((".py", ".ipynb"))
     path = Path(name) if own_file else module_path(name, root)
-    source = path.read_text()
+    source = read_notebook(path).code if name.endswith(".ipynb") else path.read_text()
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as error:
@@ -246,7 +251,8 @@ def load_example(row):
 
 
 class HiddenDataset(Dataset):
-    """A split of the hidden data set: dicts with the image as float32 0-255, 3x32x32."""
+    """A split of the hidden data set: dicts with the image as float32 0-255, 3x32x32 (or (image, age_group)
+    pairs, as UNLEARNING_BATCHES says)."""
 
     def __init__(self, split="train"):
         super().__init__()
@@ -261,6 +267,8 @@ class HiddenDataset(Dataset):
     def __getitem__(self, idx):
         example = dict(self.examples[idx])
         example["image"] = example["image"].to(torch.float32)
+        if UNLEARNING_BATCHES == "tuples":
+            return example["image"], example["age_group"]
         return example
 
 
@@ -328,7 +336,10 @@ else:
 
 def entry_module(submission: str, root: Path = PROJECT_ROOT) -> str:
     """What to inline first: the module name of a .py file inside the project (or of a module name; the tool's
-    own by their short name too: ``submission.alif``), or the resolved path of a .py file of the user's own."""
+    own by their short name too: ``submission.alif``), or the resolved path of a .py file or notebook of the
+    user's own."""
+    if submission.endswith(".ipynb"):
+        return str(Path(submission).resolve())
     if not submission.endswith(".py"):
         return f"{PACKAGE}.{submission}" if submission.split(".")[0] in PROJECT_PACKAGES else submission
     path = Path(submission).resolve()
@@ -341,14 +352,16 @@ def entry_module(submission: str, root: Path = PROJECT_ROOT) -> str:
 
 def _source_name(name: str) -> str:
     """A project module as its file in the project (``submission/unlearning.py``); a user's file by its name."""
-    if name.endswith(".py"):
+    if name.endswith((".py", ".ipynb")):
         return Path(name).name
     return "/".join(name.split(".")[1:]) + ".py"
 
 
-def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options: dict | None = None):
+def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options: dict | None = None,
+                   batches: str = KAGGLE):
     """The submission notebook (an ``nbformat`` v4 notebook node), validated. ``options`` are passed to
-    ``unlearning`` as keywords on every call (``UNLEARNING_OPTIONS``); each must be a Python literal."""
+    ``unlearning`` as keywords on every call (``UNLEARNING_OPTIONS``); each must be a Python literal. ``batches``
+    (``UNLEARNING_BATCHES``): the loaders yield the competition's dicts (``kaggle``) or pairs (``tuples``)."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -368,8 +381,10 @@ def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options
             f"the number of checkpoints ({NUM_CHECKPOINTS} on Kaggle)."),
         new_code_cell(IMPORTS_CELL),
         new_code_cell(CONFIG_CELL),
-        new_code_cell("# Keyword options passed to unlearning() on every call (set with --option when packaging).\n"
-                      f"UNLEARNING_OPTIONS = {options!r}"),
+        new_code_cell("# Keyword options passed to unlearning() on every call (set with --option when packaging),\n"
+                      "# and what its loaders yield: the competition's dicts ('kaggle') or (image, age_group) pairs\n"
+                      "# ('tuples'; set with --batches).\n"
+                      f"UNLEARNING_OPTIONS = {options!r}\nUNLEARNING_BATCHES = {check_format(batches)!r}"),
     ]
     for name, source in modules:
         cells.append(new_markdown_cell(f"## Inlined: `{name}`"))
@@ -391,13 +406,13 @@ def build_notebook(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT, options
 
 
 def write_notebook(out_dir=DEFAULT_OUT, entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT,
-                   options: dict | None = None) -> Path:
+                   options: dict | None = None, batches: str = KAGGLE) -> Path:
     import nbformat
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / NOTEBOOK_NAME
-    nbformat.write(build_notebook(entry, root, options), str(path))
+    nbformat.write(build_notebook(entry, root, options, batches), str(path))
     return path
 
 
@@ -480,6 +495,9 @@ def main(argv=None, prog: str = "unlearning-mock package") -> int:
                              "e.g. submission.alif (default: SRFL, %(default)s)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a keyword option of its unlearning() (Python literal), repeatable")
+    parser.add_argument("--batches", choices=BATCH_FORMATS, default=None,
+                        help="what the notebook's loaders yield: 'kaggle', the competition's dicts (default), or "
+                             "'tuples', (image, age_group) pairs")
     parser.add_argument("--run", action="store_true", help="also execute the notebook headless (nbclient)")
     parser.add_argument("--input", type=Path, default=Path("mock_kaggle_input"),
                         help="with --run: the input folder in the Kaggle layout (default mock_kaggle_input)")
@@ -487,15 +505,16 @@ def main(argv=None, prog: str = "unlearning-mock package") -> int:
     parser.add_argument("--timeout", type=int, default=None, help="with --run: seconds per cell (default none)")
     args = parser.parse_args(argv)
     try:
-        from unlearning_mock.mock_evaluator.method import check_options, load_function, parse_option
+        from unlearning_mock.mock_evaluator.method import check_options, load_function, method_from_spec, parse_option
 
         entry = entry_module(args.submission)
-        options = dict(parse_option(text) for text in args.option)
+        method = method_from_spec(entry, dict(parse_option(text) for text in args.option), batches=args.batches,
+                                  log=print)
         try:
-            check_options(load_function("file" if entry.endswith(".py") else "module", entry), options)
+            check_options(load_function(method), method.option_dict)
         except ValueError as error:
             raise ValueError(f"{entry}: {error}") from None
-        path = write_notebook(args.out, entry, options=options)
+        path = write_notebook(args.out, entry, options=method.option_dict, batches=method.batches or KAGGLE)
         print(f"wrote {path}")
         if args.run:
             run_notebook(path, args.input, args.count, args.timeout)
