@@ -155,6 +155,19 @@ class Loaders(NamedTuple):
     test: DataLoader
 
 
+LOADER_OFFSETS = {"retain": 0, "forget": 1, "validation": 2, "test": 3}
+"""Each loader's shuffling generator is seeded with ``seed * 4 + offset``."""
+
+
+def _loader(pairs: Dataset, batch_size: int, seed: int, part: str, shuffle: bool, drop_singleton: bool = True):
+    """``DataLoader(pairs, batch_size, shuffle, generator)``, less a one-example last batch (batches.py)."""
+    generator = torch.Generator().manual_seed(seed * 4 + LOADER_OFFSETS[part]) if shuffle else None
+    if not drop_singleton:
+        return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
+    return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator)
+
+
 def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
                  dict_batches: bool = False) -> Loaders:
     """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order. The three
@@ -162,21 +175,23 @@ def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, see
     (:func:`~starter_kit.batches.batch_sizes`: batch norm cannot train on one); the test loader, for
     evaluation only, keeps every example."""
 
-    def loader(inputs, targets, shuffle, offset, columns=None, drop_singleton=True):
-        # DataLoader(batch_size, shuffle, generator), less a one-example last batch (batches.py)
-        generator = torch.Generator().manual_seed(seed * 4 + offset) if shuffle else None
-        pairs = TensorPairs(inputs, targets, dict_batches, columns)
-        if not drop_singleton:
-            return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator)
-        order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
-        return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator)
-
     def columns_at(idx):
         return {key: np.asarray(values)[idx] for key, values in data.extra_columns.items()}
 
     return Loaders(
-        retain=loader(*data.retain, True, 0, columns_at(data.retain_idx)),
-        forget=loader(*data.forget, True, 1, columns_at(data.forget_idx)),
-        validation=loader(*data.validation, False, 2),
-        test=loader(*data.test, False, 3, drop_singleton=False),
+        retain=_loader(TensorPairs(*data.retain, dict_batches, columns_at(data.retain_idx)), batch_size, seed,
+                       "retain", True),
+        forget=_loader(TensorPairs(*data.forget, dict_batches, columns_at(data.forget_idx)), batch_size, seed,
+                       "forget", True),
+        validation=_loader(TensorPairs(*data.validation, dict_batches), batch_size, seed, "validation", False),
+        test=_loader(TensorPairs(*data.test, dict_batches), batch_size, seed, "test", False, drop_singleton=False),
     )
+
+
+def retain_positions_loader(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0) -> DataLoader:
+    """A loader of positions in the retain set (int64 batches) that draws, batches and reshuffles exactly as
+    ``make_loaders(data, batch_size, seed).retain`` does: its k-th batch holds the positions of the examples the
+    retain loader's k-th batch holds, pass after pass. What fused training needs to give each model the data
+    order its one-model call gets."""
+    positions = torch.arange(len(data.retain_idx))
+    return _loader(TensorPairs(positions, positions), batch_size, seed, "retain", True)
