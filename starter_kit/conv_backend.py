@@ -120,7 +120,7 @@ def setting_measure(setting, groups: int, device: str | torch.device = "cpu",
         with using(backend):
             if (kind, backend) not in steps:
                 timers[kind](1)                                   # first step: allocations, kernel choice
-                steps[kind, backend] = max(3, min(MAX_STEPS, int(seconds / max(timers[kind](1), 1e-6))))
+                steps[kind, backend] = max(1, min(MAX_STEPS, int(seconds / max(timers[kind](1), 1e-6))))
             return timers[kind](steps[kind, backend])
     return measure
 
@@ -143,7 +143,8 @@ def measured_backends(setting, groups: int, device: str, cache_dir, threads: int
     ``threads`` torch threads as the jobs run), measured once and cached in ``cache_dir/conv-backend/``; returns the
     choice and its record (the medians, the CPU, where it is cached). Off the CPU: torch's default, not measured."""
     if torch.device(device).type != "cpu":
-        return ConvBackends(), {"chosen_by": f"torch's default (not measured: the switch only affects CPU "
+        return ConvBackends(), {"backends": asdict(ConvBackends()),
+                                "chosen_by": f"torch's default (not measured: the switch only affects CPU "
                                              f"convolutions, this run trains on {device})"}
     key = cache_hash("conv-backend", setting.name, model_key(setting.make_model()), setting.batch_size,
                      setting.recipe.batch_size, setting.recipe.optimizer, list(setting.data.input_shape), groups,

@@ -1,6 +1,6 @@
 """Datasets as the challenge saw them: train / validation / test, and a forget set inside train.
 
-The default dataset is scikit-learn's handwritten digits (``load_digits``: 1,797 8x8 grayscale
+The digits dataset is scikit-learn's handwritten digits (``load_digits``: 1,797 8x8 grayscale
 images, 10 classes), which ships inside scikit-learn, so nothing is downloaded. It is split with a
 fixed seed into train / validation / test (70/15/15), and 10% of train is drawn at random as the
 forget set, as in the challenge's CIFAR-10 starting kit; the retain set is the rest of train.

@@ -88,7 +88,7 @@ def test_markdown_table_prints_the_rank_agreement_under_the_table():
 
 
 def test_leaderboard_command(tmp_path, cache_dir, capsys):
-    common = ["leaderboard", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
+    common = ["leaderboard", "--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
               "--quiet", "--workers", "1", "--attack-models", "2", "--bootstrap", "10"]
     assert main([*common, "--methods", "ft-kaggle,ga,neggrad+"]) == 0
     folder = tmp_path / f"leaderboard-digits-n{N}-seed0"

@@ -33,7 +33,10 @@ from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSIO
 from unlearning_mock.mock_evaluator.method import Method, call_keywords, check_options, load_function
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
+from unlearning_mock.starter_kit import conv_backend
+from unlearning_mock.starter_kit.conv_backend import ConvBackends
 from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.fused_baseline import fine_tune_copies_fused
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, train_models
 
@@ -46,6 +49,7 @@ class Context:
     setting_options: tuple          # sorted (name, value) pairs for load_setting
     original_path: str              # the original model's state dict
     device: str
+    backends: ConvBackends = ConvBackends()   # the convolution backend of each kind of work, chosen by the driver
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,25 @@ class OracleJob:
     seeds: tuple
     slot: int                       # which chunk of the oracle set
     subject: ClassVar[str] = "the oracle training"
+    work: ClassVar[str] = "fused"   # the kind of work (conv_backend.KINDS): which convolution backend it runs
 
     def describe(self) -> str:
         return f"oracles {self.seeds[0]}..{self.seeds[-1]}"
+
+
+@dataclass(frozen=True)
+class FusedBaselineJob:
+    """The setting's kit baseline (a retain fine-tune) on copies of the original, one per seed, trained fused: what
+    its one-model calls with these seeds give (:mod:`starter_kit.fused_baseline`), untimed."""
+
+    context: Context
+    seeds: tuple
+    slot: int                       # which chunk of the N runs
+    subject: ClassVar[str] = "the fused kit baseline"
+    work: ClassVar[str] = "fused"
+
+    def describe(self) -> str:
+        return f"the kit baseline's fused runs {self.seeds[0]}..{self.seeds[-1]}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,7 @@ class UnlearningJob:
     seeds: tuple                    # (seed,): run i of every method uses the same seed
     limits: Limits = Limits()
     subject: ClassVar[str] = "the submission"
+    work: ClassVar[str] = "one_model"
 
     def describe(self) -> str:
         return f"model {self.slot}"
@@ -87,6 +108,7 @@ class ProbeJob:
     slot: int = 0
     seeds: tuple = ()
     subject: ClassVar[str] = "loading the submission"
+    work: ClassVar[str | None] = None   # trains nothing
 
     def describe(self) -> str:
         return self.method.name
@@ -100,6 +122,7 @@ class RetrainTimingJob:
     seeds: tuple
     slot: int = 0
     subject: ClassVar[str] = "the timing retrain"
+    work: ClassVar[str] = "one_model"   # as the calls it is the yardstick of
 
     def describe(self) -> str:
         return f"the timing retrain (seed {self.seeds[0]})"
@@ -179,8 +202,16 @@ def _fresh_original(context: Context):
 
 
 # -- running a job -----------------------------------------------------------------------------------------
+def use_backend_of(job) -> None:
+    """Set this process's convolution backend to the one the driver chose for ``job``'s kind of work (before every
+    job, so whatever a submission's call changed in this process never reaches the next one)."""
+    if job.work is not None:
+        conv_backend.apply(getattr(job.context.backends, job.work))
+
+
 def run_job(job) -> JobResult:
     """Run ``job`` in this pristine worker, isolated: each job in a child process (module docstring)."""
+    use_backend_of(job)   # the job's child inherits it
     if isinstance(job, UnlearningJob):
         _warm_for(job.context)
         block = _layout(job.context).block()
@@ -200,6 +231,7 @@ def run_job(job) -> JobResult:
 def run_job_here(job) -> JobResult:
     """Run ``job`` in this process: the same stages as :func:`run_job`, without isolation or limits, and a
     ``KeyboardInterrupt`` is the user's (it propagates)."""
+    use_backend_of(job)
     if isinstance(job, UnlearningJob):
         block = bytearray(_layout(job.context).nbytes)
         clock = []
@@ -207,6 +239,7 @@ def run_job_here(job) -> JobResult:
         seconds = time.perf_counter() - clock[0] if clock else math.nan
         if error is not None:
             return failed(job, error, SUBMISSION)
+        use_backend_of(job)   # the call ran in this process: its figures are the evaluator's, with the chosen backend
         return _score(job, _layout(job.context).read(block), seconds, isolated=False)
     if isinstance(job, ProbeJob):
         error = _probe(job, lambda: None, user_interrupts=True)
@@ -338,6 +371,19 @@ def _run_oracles(job: OracleJob) -> JobResult:
     return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[seconds] * len(models))
 
 
+def _run_fused_baseline(job: FusedBaselineJob) -> JobResult:
+    ctx = job.context
+    setting, state = shared_objects(ctx)
+    models = []
+    for _ in job.seeds:
+        model = setting.make_model()
+        model.load_state_dict(state)
+        models.append(model)
+    fine_tune_copies_fused(setting.baseline, models, setting.data, setting.batch_size, job.seeds, setting.profile,
+                           ctx.device)
+    return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[math.nan] * len(models))
+
+
 def _time_retrain(job: RetrainTimingJob) -> JobResult:
     ctx = job.context
     setting = _setting(ctx)
@@ -347,4 +393,4 @@ def _time_retrain(job: RetrainTimingJob) -> JobResult:
     return JobResult(seconds=[time.perf_counter() - start])
 
 
-_TRUSTED = {OracleJob: _run_oracles, RetrainTimingJob: _time_retrain}
+_TRUSTED = {OracleJob: _run_oracles, FusedBaselineJob: _run_fused_baseline, RetrainTimingJob: _time_retrain}
