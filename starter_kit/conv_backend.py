@@ -118,8 +118,7 @@ def setting_measure(setting, groups: int, device: str | torch.device = "cpu",
 
     def measure(kind: str, backend: str) -> float:
         with using(backend):
-            if (kind, backend) not in steps:
-                timers[kind](1)                                   # first step: allocations, kernel choice
+            if (kind, backend) not in steps:   # a first step (allocations, kernel choice) sizes the measurements
                 steps[kind, backend] = max(1, min(MAX_STEPS, int(seconds / max(timers[kind](1), 1e-6))))
             return timers[kind](steps[kind, backend])
     return measure

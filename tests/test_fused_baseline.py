@@ -94,3 +94,19 @@ def test_the_evaluators_fused_baseline_job_gives_the_one_model_calls_figures(cac
         assert np.abs(fused["forget_conf"][g] - confidence).max() <= 1e-3 * np.abs(confidence).max()
     other = np.abs(fused["forget_conf"][0] - alone[1]["forget_conf"][0]).max()
     assert np.abs(fused["forget_conf"][0] - alone[0]["forget_conf"][0]).max() < 0.01 * other   # seeds matter
+
+
+def test_the_table_says_which_time_comes_from_a_few_timed_calls():
+    from unlearning_mock.mock_evaluator.reports.report import format_table
+    from unlearning_mock.mock_evaluator.scoring.score import MethodScore
+
+    def score(name, timed_calls):
+        return MethodScore(name=name, num_models=16, forget_quality=0.1, final_score=0.1, retain_acc=1.0,
+                           forget_acc=1.0, test_acc=1.0, retain_ratio=1.0, test_ratio=1.0, attack_accuracy=0.5,
+                           attack_models=16, time_fraction=0.05, timed_calls=timed_calls)
+
+    results = {"methods": {"unlearning": score("unlearning", 16), "baseline": score("baseline", 8)},
+               "original": {"retain_acc": 1.0, "forget_acc": 1.0, "test_acc": 1.0}}
+    table = format_table(results, time_budget=0.2)
+    assert table.count("0.050*") == 1 and "* baseline: its 16 runs trained fused" in table
+    assert "mean of 8 timed one-model calls" in table
