@@ -1,10 +1,11 @@
-"""Per-step training time of both CPU convolution backends (oneDNN, native), for one-model and fused work, in one run.
+"""Per-step time of both CPU convolution backends (oneDNN, native), for one-model, fused and figures work, in one run.
 
 What the evaluator measures to choose a backend per kind of work (:mod:`starter_kit.conv_backend`), with more
-rounds and printed: one ordinary model at the loaders' batch (every unlearning call, the timing retrain, the
-original) and the oracle chunk fused into one grouped network at the recipe's batch (the oracles, the fused
-baseline), at one torch thread as every job runs, the backends interleaved so a change of load hits both; then
-whole pieces with each backend: one Kaggle-sample fine-tune call and one epoch of a fused chunk.
+rounds and printed: a training step of one ordinary model at the loaders' batch (every unlearning call, the timing
+retrain, the original), of the oracle chunk fused into one grouped network at the recipe's batch (the oracles, the
+fused baseline), and one model's logits on an evaluation batch (every unlearned model's figures), at one torch
+thread as every job runs, the backends interleaved so a change of load hits both; then whole pieces with each
+backend: one Kaggle-sample fine-tune call, one epoch of a fused chunk, one model's figures.
 
     .venv/bin/python benchmarks/bench_conv_backend.py [--dataset mnist-groups] [--rounds 7]
 """
@@ -18,8 +19,10 @@ from dataclasses import replace
 
 import torch
 
+from unlearning_mock.mock_evaluator.scoring.figures import model_figures
 from unlearning_mock.starter_kit import conv_backend as cb
 from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.evaluation import EVAL_BATCH
 from unlearning_mock.starter_kit.settings import DEFAULT_DATASET, load_setting
 from unlearning_mock.starter_kit.training import CPU_ORACLE_CHUNK, train_models
 
@@ -37,15 +40,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, 1 thread, {cb.processor_name()}")
     setting = load_setting(args.dataset)
     chosen, medians = cb.choose(cb.setting_measure(setting, args.chunk, seconds=args.seconds), rounds=args.rounds)
-    shapes = {"one_model": f"1 model, batch {setting.batch_size}",
-              "fused": f"{args.chunk} models fused, batch {setting.recipe.batch_size}"}
+    shapes = {"one_model": f"train 1 model, batch {setting.batch_size}",
+              "fused": f"train {args.chunk} fused, batch {setting.recipe.batch_size}",
+              "figures": f"logits of 1 model, {EVAL_BATCH} images"}
     print(f"\n{args.dataset}: median ms per training step over {args.rounds} interleaved measurements")
-    print(f"{'kind':<10} {'work':<28} {'onednn':>9} {'native':>9}  onednn/native  faster")
+    print(f"{'kind':<10} {'work':<32} {'onednn':>9} {'native':>9}  onednn/native  faster")
     for kind in cb.KINDS:
         one, native = (1e3 * medians[kind][b] for b in cb.BACKENDS)
-        print(f"{kind:<10} {shapes[kind]:<28} {one:9.3f} {native:9.3f}  {one / native:13.2f}  {getattr(chosen, kind)}")
+        print(f"{kind:<10} {shapes[kind]:<32} {one:9.3f} {native:9.3f}  {one / native:13.2f}  {getattr(chosen, kind)}")
         if kind == "fused":
-            print(f"{'':<10} {'(per model)':<28} {one / args.chunk:9.3f} {native / args.chunk:9.3f}")
+            print(f"{'':<10} {'(per model)':<32} {one / args.chunk:9.3f} {native / args.chunk:9.3f}")
     if args.no_pieces:
         return
     loaders = make_loaders(setting.data, setting.batch_size, seed=0)
@@ -61,8 +65,12 @@ def main() -> None:
             start = time.perf_counter()
             train_models(setting.make_model, *setting.data.retain, one_epoch, list(range(args.chunk)))
             epoch = time.perf_counter() - start
-        print(f"  {backend:<7} one baseline call ({len(loaders.retain)} steps): {call:6.2f} s   "
-              f"one epoch of {args.chunk} fused models: {epoch:6.2f} s ({epoch / args.chunk * 1e3:.1f} ms a model)")
+            start = time.perf_counter()
+            model_figures(net, setting.data)
+            figures = time.perf_counter() - start
+        print(f"  {backend:<7} one baseline call ({len(loaders.retain)} steps): {call:6.2f} s   one epoch of "
+              f"{args.chunk} fused models: {epoch:6.2f} s ({epoch / args.chunk * 1e3:.1f} ms a model)   "
+              f"one model's figures: {figures * 1e3:.0f} ms")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

@@ -161,14 +161,17 @@ class Evaluation:
         self.log(f"cache: {self.cache.resolve()}")
         self.backends, self.backend_record = conv_backend.resolve_backends(
             config.conv_backend, self.setting, self.oracle_chunk(), self.device, self.cache, JOB_THREADS, self.log)
-        self.log(f"convolution backend: {self.backends.one_model} for one-model work, {self.backends.fused} for fused "
-                 f"work ({self.backend_record['chosen_by']})")
+        chosen = self.backends
+        self.log(f"convolution backend: {chosen.one_model} for one-model training, {chosen.fused} for fused training, "
+                 f"{chosen.figures} for one model's figures ({self.backend_record['chosen_by']})")
         t = time.perf_counter()
-        with conv_backend.using(self.backends.one_model), job_threads():   # the original is one-model work
-            original = setting_original(self.setting, self.cache, self.device, self.log)
+        with job_threads():
+            with conv_backend.using(self.backends.one_model):   # the original is one-model work
+                original = setting_original(self.setting, self.cache, self.device, self.log)
             if self.setting.original_weights is None:
                 self.timings["original"] = time.perf_counter() - t
-            self.original_figures = model_figures(original.model, self.setting.data)
+            with conv_backend.using(self.backends.figures):
+                self.original_figures = model_figures(original.model, self.setting.data)
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
                                  str(original.path), self.device, self.backends)
         self._original_digest = original.sha256[:16]
@@ -262,15 +265,17 @@ class Evaluation:
 
     def oracle_folder(self) -> Path:
         """Where the oracles' figures are cached (both sets: their seeds differ)."""
-        return self.cache / "oracles" / f"{self.setting.name}-{self.key('oracles', self.oracle_chunk(), self.backends.fused)}"
+        key = self.key("oracles", self.oracle_chunk(), self.backends.fused)
+        return self.cache / "oracles" / f"{self.setting.name}-{key}"
 
     def runs_folder(self, method: Method) -> Path:
         """Where ``method``'s runs are cached: one file per call, or per fused chunk for a fused kit baseline."""
         if self._fuses(method):
             chunk, backends = self.oracle_chunk(), self.backends
-            key = self.key("runs-fused", self._identity(method), chunk, backends.fused, backends.one_model)
+            key = self.key("runs-fused", self._identity(method), chunk, backends.fused, backends.one_model,
+                           backends.figures)
             return self.cache / "runs" / f"{self.setting.name}-{method.slug}-fused-{key}"
-        key = self.key("runs", self._identity(method), self.backends.one_model)
+        key = self.key("runs", self._identity(method), self.backends.one_model, self.backends.figures)
         return self.cache / "runs" / f"{self.setting.name}-{method.slug}-{key}"
 
     def _identity(self, method: Method):
@@ -281,15 +286,17 @@ class Evaluation:
         return method.kind == "baseline" and can_fuse_baseline(self.setting)
 
     def oracle_chunk(self) -> int:
-        """Oracles per fused training job: ``--oracle-chunk`` or, with ``auto``, what fits the device (CPU: 128
-        small models or 8 ResNet-18s; CUDA: measured from free memory). Part of the oracles' cache key."""
+        """Models per fused training job (oracles, a fused kit baseline): ``--oracle-chunk`` or, with ``auto``, what
+        fits the device (CPU: 128 small models or 8 ResNet-18s; CUDA: measured from free memory), at most N / workers
+        so that every worker gets a chunk of a small N. Part of the oracles' cache key."""
         if self.config.oracle_chunk != "auto":
             return self.config.oracle_chunk
         from unlearning_mock.starter_kit.training import auto_oracle_chunk
 
         workers = self.config.workers or default_workers(self.device)
-        return auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
+        fits = auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
                                  tuple(self.setting.data.train_inputs.shape[1:]), workers=workers)
+        return max(1, min(fits, -(-self.config.num_models // workers)))
 
     def retrain_seconds(self) -> float:
         """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""
@@ -417,7 +424,8 @@ class Evaluation:
             model = self.setting.make_model()
             model.load_state_dict(state)
             try:
-                figures.append(model_figures(model.to(self.device), self.setting.data))
+                with conv_backend.using(self.backends.figures):
+                    figures.append(model_figures(model.to(self.device), self.setting.data))
             except ModelFailure as failure:
                 raise SubmissionError(f"checkpoint {index}: {failure}") from None
         return stack_figures(figures)

@@ -179,8 +179,8 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
             time, _fmt(row["separated_from_next"]), _private(row)]) + " |")
     for row in frame.to_dict("records"):
         if not pd.isna(row.get("time_from_calls")):
-            lines.append(f"\n\\* {row['method']}: its runs trained fused (as the oracles); its time fraction is the mean "
-                         f"of {int(row['time_from_calls'])} timed one-model calls.")
+            lines.append(f"\n\\* {row['method']}: its runs trained fused (as the oracles); its time fraction is the "
+                         f"mean of {int(row['time_from_calls'])} timed one-model calls.")
     if ranks:
         lines.append("\n" + rank_sentence(ranks))
     lines.append("\nspread = median over the forget examples of sd(the method's N confidences) / sd(the oracles'); "

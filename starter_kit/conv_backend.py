@@ -1,15 +1,18 @@
 """Which code runs CPU convolutions -- oneDNN's (``onednn``, torch's default) or PyTorch's own (``native``) -- for each
-kind of training work, chosen by measuring both on this machine.
+kind of work, chosen by measuring both on this machine.
 
 ``torch.backends.mkldnn.enabled`` switches it for the whole process. Which one is faster depends on the model and
 the work: on the small 8x8 models one model at batch 4 spends most of a oneDNN step in per-call overhead (the native
-path is about twice as fast), while 128 models fused into one grouped network run faster with oneDNN. So the
-evaluator measures a few training steps of each backend for each kind of work (:data:`KINDS`):
+path is about twice as fast), while 128 models fused into one grouped network, or one model's figures at batches of
+1,024, run faster with oneDNN. So the evaluator measures a few steps of each backend for each kind of work
+(:data:`KINDS`):
 
-* ``one_model``: one ordinary model at the loaders' batch, in the ordinary layout -- every unlearning call, the
-  timing retrain, the original;
-* ``fused``: the setting's oracle chunk of models fused into one grouped network at the recipe's batch,
-  channels-last -- the oracles and the fused baseline;
+* ``one_model``: a training step of one ordinary model at the loaders' batch, in the ordinary layout -- every
+  unlearning call, the timing retrain, the original;
+* ``fused``: a training step of the setting's oracle chunk fused into one grouped network at the recipe's batch,
+  channels-last -- the oracles and the fused baseline (their figures included);
+* ``figures``: one model's logits on a batch of ``EVAL_BATCH`` images in eval mode
+  (:func:`starter_kit.evaluation.logits_on`) -- the figures of every unlearned model and of the original;
 
 and keeps the faster for each (:func:`choose`; a tie keeps torch's default). The choice is measured once per
 setting, model, chunk and machine and cached (:func:`measured_backends`), so a run's cache keys stay stable.
@@ -29,6 +32,7 @@ from typing import Callable
 
 import torch
 
+from unlearning_mock.starter_kit.evaluation import EVAL_BATCH, logits_on
 from unlearning_mock.starter_kit.training import cache_hash, model_key, training_step_timer
 
 ONEDNN, NATIVE = "onednn", "native"
@@ -36,9 +40,10 @@ BACKENDS = (ONEDNN, NATIVE)
 AUTO = "auto"
 CHOICES = (AUTO, *BACKENDS)
 """What ``--conv-backend`` takes: ``auto`` (measured, cached) or a backend for every kind of work."""
-KINDS = ("one_model", "fused")
+KINDS = ("one_model", "fused", "figures")
 ROUNDS = 3
-"""Measurements of each backend per kind, interleaved (A B A B A B), so a change of load hits both; the median counts."""
+"""Measurements of each backend per kind, interleaved (A B A B A B), so a change of load hits both; the median
+counts."""
 SECONDS_PER_MEASUREMENT = 0.25
 """Roughly how long one measurement runs (its step count is sized from a first warm-up step)."""
 MAX_STEPS = 50
@@ -77,6 +82,7 @@ class ConvBackends:
 
     one_model: str = ONEDNN
     fused: str = ONEDNN
+    figures: str = ONEDNN
 
     def __post_init__(self):
         for kind in KINDS:
@@ -84,7 +90,7 @@ class ConvBackends:
 
     @classmethod
     def every(cls, backend: str) -> "ConvBackends":
-        return cls(backend, backend)
+        return cls(backend, backend, backend)
 
 
 def choose(measure: Callable[[str, str], float], rounds: int = ROUNDS) -> tuple[ConvBackends, dict]:
@@ -106,14 +112,16 @@ def choose(measure: Callable[[str, str], float], rounds: int = ROUNDS) -> tuple[
 
 def setting_measure(setting, groups: int, device: str | torch.device = "cpu",
                     seconds: float = SECONDS_PER_MEASUREMENT) -> Callable[[str, str], float]:
-    """``measure(kind, backend)`` for :func:`choose`: seconds per training step of the setting's model, one model at
-    the loaders' batch (``one_model``) or ``groups`` fused at the recipe's (``fused``), on real retain batches. The
-    first call of each (kind, backend) warms it up and sizes its step count to about ``seconds``."""
+    """``measure(kind, backend)`` for :func:`choose`: seconds per step of the setting's model on real retain images
+    -- a training step of one model at the loaders' batch (``one_model``) or of ``groups`` fused at the recipe's
+    (``fused``), one model's logits on one evaluation batch (``figures``). The first call of each (kind,
+    backend) warms it up and sizes its step count to about ``seconds``."""
     inputs, targets = setting.data.retain
     timers = {"one_model": training_step_timer(setting.make_model, inputs, targets, setting.recipe, 1,
                                                setting.batch_size, device, channels_last=False),
               "fused": training_step_timer(setting.make_model, inputs, targets, setting.recipe, groups,
-                                           setting.recipe.batch_size, device)}
+                                           setting.recipe.batch_size, device),
+              "figures": _figures_timer(setting.make_model, inputs[:EVAL_BATCH], device)}
     steps: dict[tuple[str, str], int] = {}
 
     def measure(kind: str, backend: str) -> float:
@@ -122,6 +130,19 @@ def setting_measure(setting, groups: int, device: str | torch.device = "cpu",
                 steps[kind, backend] = max(1, min(MAX_STEPS, int(seconds / max(timers[kind](1), 1e-6))))
             return timers[kind](steps[kind, backend])
     return measure
+
+
+def _figures_timer(make_model, inputs: torch.Tensor, device) -> Callable[[int], float]:
+    """``seconds_per_pass(passes)``: one model's eval-mode logits on ``inputs``, as the figures compute them."""
+    torch.manual_seed(0)
+    model = make_model().to(device).eval()
+
+    def seconds_per_pass(passes: int) -> float:
+        start = time.perf_counter()
+        for _ in range(passes):
+            logits_on(model, inputs)
+        return (time.perf_counter() - start) / passes
+    return seconds_per_pass
 
 
 def processor_name() -> str:

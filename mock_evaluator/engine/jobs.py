@@ -9,6 +9,11 @@ call in an untrusted child that hands back only its weights, the figures then co
 those weights, where no submission code ever ran. :func:`run_job_here` runs the same stages in this process
 (``--executor inline``: no isolation, no limits, for debugging).
 
+Every job runs with the convolution backend the driver chose for its kind of work (each job class's ``work``,
+:mod:`starter_kit.conv_backend`), set at its start (:func:`use_backend_of`), and a call's figures with the one chosen
+for figures: whatever a call changed never reaches the next job, and the timing retrain runs as the calls it is the
+yardstick of.
+
 Every failure is blamed on the right party: ``JobResult.fault`` is ``"submission"`` for what the method
 did (raised, exited, hung, died, ran out of memory, broke the contract) and ``"evaluator"`` for what the
 evaluator's own code or its engine did; the project's code raising in a worker propagates as an exception.
@@ -357,7 +362,8 @@ def weights_figures(context: Context, weights: dict) -> dict:
     setting = _setting(context)
     model = setting.make_model()
     model.load_state_dict(weights)
-    return model_figures(model.to(context.device).eval(), setting.data)
+    with conv_backend.using(context.backends.figures):
+        return model_figures(model.to(context.device).eval(), setting.data)
 
 
 def _run_oracles(job: OracleJob) -> JobResult:

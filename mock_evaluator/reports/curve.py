@@ -53,7 +53,8 @@ METHODS = {
     "srfl": {"module": "unlearning_mock.submission.unlearning", "option": "variant", "values": ("submitted", "seed"),
              "curve": {"digits": {"epochs": 8, "lr": 1e-2}, "kaggle": {"epochs": 3, "lr": 1e-2}, "mnist-groups": {}}},
     "alif": {"module": "unlearning_mock.submission.alif", "option": "target", "values": ("decouple", "unseen"),
-             "curve": {"digits": {}, "kaggle": {"epochs": 1, "lr": 0.01}, "mnist-groups": {}}},   # kaggle: as before the profile
+             # kaggle: as before the profile
+             "curve": {"digits": {}, "kaggle": {"epochs": 1, "lr": 0.01}, "mnist-groups": {}}},
 }
 
 

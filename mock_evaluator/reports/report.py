@@ -147,8 +147,8 @@ def format_table(results: dict, time_budget: float) -> str:
     sampled = {name: score for name, score in results["methods"].items()
                if score.timed_calls is not None and score.timed_calls < score.num_models}
     shown["time_fraction"] = [
-        "" if pd.isna(v) else f"{v:.3f}" + ("*" if name in sampled else "") + (" OVER BUDGET" if v > time_budget else "")
-        for name, v in zip(shown["method"], shown["time_fraction"])]
+        "" if pd.isna(v) else f"{v:.3f}" + ("*" if name in sampled else "")
+        + (" OVER BUDGET" if v > time_budget else "") for name, v in zip(shown["method"], shown["time_fraction"])]
     table = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
     notes = [f"* {name}: its {score.num_models} runs trained fused (as the oracles); its time_fraction is the mean of "
              f"{score.timed_calls} timed one-model calls" for name, score in sampled.items()]
