@@ -18,7 +18,8 @@ from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
 from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS
-from unlearning_mock.starter_kit.settings import DATASETS
+from unlearning_mock.starter_kit.conv_backend import AUTO, CHOICES as CONV_BACKENDS
+from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
 
 EXIT_OVER_BUDGET = 1
 EXIT_BAD_INPUT = 2
@@ -96,7 +97,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                                  "(batch['image'], batch['age_group'], ...), or 'tuples', (inputs, targets) pairs "
                                  "(default: the setting's own -- tuples, dicts on the kaggle layout)")
     parser.add_argument("--num-models", type=int, default=512, help="N: unlearned copies and retrained oracles per set (challenge: 512)")
-    parser.add_argument("--dataset", choices=DATASETS, default="digits" if not score_zip else "kaggle")
+    parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET if not score_zip else "kaggle")
     parser.add_argument("--data-dir", default=None, help="folder of the cifar10 or kaggle data")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every model's seed")
@@ -124,9 +125,15 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-job", type=float, default=0.0,
                         help="--executor ray: GPUs each job reserves; a fraction (0.25) lets jobs share a GPU")
     parser.add_argument("--oracle-chunk", type=lambda v: v if v == "auto" else int(v), default=ORACLE_CHUNK,
-                        help="oracles trained at once as one fused network: a number, or 'auto' (default: CPU 128 "
-                             "small models or 8 ResNet-18s; CUDA what fits 80%% of free memory, at most 64); "
-                             "part of the oracles' cache key")
+                        help="oracles (and kit-baseline runs) trained at once as one fused network: a number, or "
+                             "'auto' (default: CPU 128 small models or 8 ResNet-18s; CUDA what fits 80%% of free "
+                             "memory, at most 64; at most N / workers, so that every worker gets a chunk); part of "
+                             "the oracles' cache key")
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=AUTO,
+                        help="CPU convolutions: 'auto' measures oneDNN and PyTorch's native code for one-model work "
+                             "(every unlearning call, the timing retrain, the original) and for fused work (oracles, "
+                             "the fused baseline) on this machine, once (cached), and keeps the faster for each; "
+                             "'onednn' or 'native' forces one for all. Part of the cache keys")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
     parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 5)")
@@ -159,7 +166,8 @@ def _config(args, submissions) -> EvalConfig:
                       warn_only=args.warn_only, workers=args.workers, attack_models=args.attack_models,
                       baseline=not args.no_baseline, progress=not args.quiet, run_timeout=args.run_timeout,
                       run_memory=args.run_memory,
-                      executor=args.executor, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job)
+                      executor=args.executor, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job,
+                      conv_backend=args.conv_backend)
 
 
 def _run_tool(name: str, argv: list[str]) -> int:

@@ -23,7 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
-from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
+from unlearning_mock.mock_evaluator.engine.executors import (JOB_THREADS, check_executor, default_workers, job_threads,
+                                                            make_executor)
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
@@ -31,10 +32,12 @@ from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
+from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
 from unlearning_mock.starter_kit.batch_format import check_format
+from unlearning_mock.starter_kit.fused_baseline import can_fuse_baseline
 from unlearning_mock.starter_kit.original import default_cache_dir, setting_original
-from unlearning_mock.starter_kit.settings import load_setting
+from unlearning_mock.starter_kit.settings import DEFAULT_DATASET, load_setting
 from unlearning_mock.starter_kit.training import cache_hash, model_key
 
 MAX_MODELS = 10_000
@@ -45,6 +48,8 @@ DEFAULT_SUBMISSION = "unlearning_mock.submission.unlearning"
 # the default limit on one unlearning run: generous (10x the budgeted time of a run) but finite
 RUN_TIMEOUT_FACTOR = 10
 RUN_TIMEOUT_FLOOR = 60.0
+TIMED_BASELINE_CALLS = 8
+"""One-model calls of a fused kit baseline that are timed for its time fraction (its N runs train fused, untimed)."""
 
 
 class SubmissionError(RuntimeError):
@@ -54,7 +59,7 @@ class SubmissionError(RuntimeError):
 
 @dataclass
 class EvalConfig:
-    dataset: str = "digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
     setting_options: dict = field(default_factory=dict)
     # the methods asked for: (spec, options) or (spec, options, batch format) -- a .py or .ipynb path, a project
@@ -79,6 +84,7 @@ class EvalConfig:
     executor: str = "local"               # a name of engine.executors.EXECUTORS
     ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
+    conv_backend: str = conv_backend.AUTO   # CPU convolutions: "auto" (measured per kind of work), "onednn", "native"
 
     def __post_init__(self):
         if self.cache_dir is None:
@@ -99,6 +105,7 @@ class EvalConfig:
             raise ValueError(f"--run-memory must be a positive number of bytes, got {self.run_memory}")
         check_executor(self.executor)
         check_format(self.batches)
+        conv_backend.check_backend(self.conv_backend, conv_backend.CHOICES)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
 
@@ -162,13 +169,21 @@ class Evaluation:
             self._zip_states = itertools.chain([next(states)], states)
         self.log(self.setting.data.summary())
         self.log(f"cache: {self.cache.resolve()}")
+        self.backends, self.backend_record = conv_backend.resolve_backends(
+            config.conv_backend, self.setting, self.oracle_chunk(), self.device, self.cache, JOB_THREADS, self.log)
+        chosen = self.backends
+        self.log(f"convolution backend: {chosen.one_model} for one-model training, {chosen.fused} for fused training, "
+                 f"{chosen.figures} for one model's figures ({self.backend_record['chosen_by']})")
         t = time.perf_counter()
-        original = setting_original(self.setting, self.cache, self.device, self.log)
-        if self.setting.original_weights is None:
-            self.timings["original"] = time.perf_counter() - t
+        with job_threads():
+            with conv_backend.using(self.backends.one_model):   # the original is one-model work
+                original = setting_original(self.setting, self.cache, self.device, self.log)
+            if self.setting.original_weights is None:
+                self.timings["original"] = time.perf_counter() - t
+            with conv_backend.using(self.backends.figures):
+                self.original_figures = model_figures(original.model, self.setting.data)
         self.context = J.Context(config.dataset, config.data_dir, tuple(sorted(config.setting_options.items())),
-                                 str(original.path), self.device)
-        self.original_figures = model_figures(original.model, self.setting.data)
+                                 str(original.path), self.device, self.backends)
         self._original_digest = original.sha256[:16]
         self._retrain_seconds: float | None = None
 
@@ -253,22 +268,49 @@ class Evaluation:
         cfg = self.config
         seeds = seeds_for(cfg.seed, role, cfg.num_models)
         chunk = self.oracle_chunk()
-        folder = self.cache / "oracles" / f"{self.setting.name}-{self.key('oracles', chunk)}"
+        folder = self.oracle_folder()
         chunks = [tuple(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk)]
         jobs = [J.OracleJob(self.context, c, i) for i, c in enumerate(chunks)]
         return self._cached_jobs(f"{role}: retraining", role, folder,
                                  [folder / f"seeds-{c[0]}-{c[-1]}.npz" for c in chunks], jobs)
 
+    def oracle_folder(self) -> Path:
+        """Where the oracles' figures are cached (both sets: their seeds differ)."""
+        key = self.key("oracles", self.oracle_chunk(), self.backends.fused)
+        return self.cache / "oracles" / f"{self.setting.name}-{key}"
+
+    def runs_folder(self, method: Method) -> Path:
+        """Where ``method``'s runs are cached: one file per call, or per fused chunk for a fused kit baseline."""
+        if self._fuses(method):
+            chunk, backends = self.oracle_chunk(), self.backends
+            key = self.key("runs-fused", self._identity(method), chunk, backends.fused, backends.one_model,
+                           backends.figures)
+            return self.cache / "runs" / f"{self.setting.name}-{method.slug}-fused-{key}"
+        key = self.key("runs", self._identity(method), self.backends.one_model, self.backends.figures)
+        return self.cache / "runs" / f"{self.setting.name}-{method.slug}-{key}"
+
+    def _identity(self, method: Method) -> tuple:
+        """What makes ``method``'s runs these runs: its fingerprint, the batch format its loaders yield, and for the
+        kit baseline the setting's baseline."""
+        identity = (method.fingerprint, self.setting.batch_format(method.batches))
+        return identity + (self.setting.baseline_name,) if method.kind == "baseline" else identity
+
+    def _fuses(self, method: Method) -> bool:
+        """Whether ``method`` is the kit baseline and trains fused (:mod:`starter_kit.fused_baseline`)."""
+        return method.kind == "baseline" and can_fuse_baseline(self.setting)
+
     def oracle_chunk(self) -> int:
-        """Oracles per fused training job: ``--oracle-chunk`` or, with ``auto``, what fits the device (CPU: 128
-        small models or 8 ResNet-18s; CUDA: measured from free memory). Part of the oracles' cache key."""
+        """Models per fused training job (oracles, a fused kit baseline): ``--oracle-chunk`` or, with ``auto``, what
+        fits the device (CPU: 128 small models or 8 ResNet-18s; CUDA: measured from free memory), at most N / workers
+        so that every worker gets a chunk of a small N. Part of the oracles' cache key."""
         if self.config.oracle_chunk != "auto":
             return self.config.oracle_chunk
         from unlearning_mock.starter_kit.training import auto_oracle_chunk
 
         workers = self.config.workers or default_workers(self.device)
-        return auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
+        fits = auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
                                  tuple(self.setting.data.train_inputs.shape[1:]), workers=workers)
+        return max(1, min(fits, -(-self.config.num_models // workers)))
 
     def retrain_seconds(self) -> float:
         """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""
@@ -309,15 +351,31 @@ class Evaluation:
         if method.kind == "zip":
             return self._checkpoint_runs(method)
         self.check_methods([method])
-        identity = (method.fingerprint, self.setting.batch_format(method.batches))
-        if method.kind == "baseline":
-            identity += (self.setting.baseline_name,)
-        folder = self.cache / "runs" / f"{self.setting.name}-{method.slug}-{self.key('runs', identity)}"
-        seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
+        if self._fuses(method):
+            return self._fused_baseline_runs(method)
+        return self._calls(method, self.runs_folder(method), cfg.num_models)
+
+    def _calls(self, method: Method, folder: Path, count: int) -> dict:
+        """The first ``count`` of ``method``'s N one-model calls, each saved as ``folder/model-i.npz``."""
+        seeds = seeds_for(self.config.seed, "unlearning", self.config.num_models)
         limits = Limits(self.run_timeout(), self.run_memory())
-        jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],), limits) for i in range(cfg.num_models)]
+        jobs = [J.UnlearningJob(self.context, method, i, (seeds[i],), limits) for i in range(count)]
         return self._cached_jobs(f"{method.name}: unlearning", method.name, folder,
-                                 [folder / f"model-{i:05d}.npz" for i in range(cfg.num_models)], jobs)
+                                 [folder / f"model-{i:05d}.npz" for i in range(count)], jobs)
+
+    def _fused_baseline_runs(self, method: Method) -> dict:
+        """The kit baseline's N runs trained fused in chunks, as the oracles (the same models its one-model calls
+        give, :mod:`starter_kit.fused_baseline`), and its time from :data:`TIMED_BASELINE_CALLS` one-model calls
+        (runs 0, 1, ...): ``seconds`` holds those calls' times only."""
+        cfg = self.config
+        seeds = seeds_for(cfg.seed, "unlearning", cfg.num_models)
+        chunk, folder = self.oracle_chunk(), self.runs_folder(method)
+        chunks = [tuple(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk)]
+        figures = self._cached_jobs(f"{method.name}: unlearning (fused)", method.name, folder,
+                                    [folder / f"seeds-{c[0]}-{c[-1]}.npz" for c in chunks],
+                                    [J.FusedBaselineJob(self.context, c, i) for i, c in enumerate(chunks)])
+        timed = self._calls(method, folder / "timed", min(TIMED_BASELINE_CALLS, cfg.num_models))
+        return {**figures, "seconds": timed["seconds"]}
 
     def run_timeout(self) -> float:
         """Seconds one unlearning run may take before it is stopped: ``config.run_timeout``, else
@@ -341,12 +399,13 @@ class Evaluation:
         cfg = self.config
         results = [load_arrays(path) for path in paths]
         todo = [job for job, result in zip(jobs, results) if result is None]
+        total = sum(len(job.seeds) for job in jobs)
         t = time.perf_counter()
         if not todo:
-            self.log(f"{label}: {cfg.num_models} models loaded from the cache ({folder})")
+            self.log(f"{label}: {total} models loaded from the cache ({folder})")
         else:
-            bar = tqdm(total=cfg.num_models, desc=description, unit="model", disable=not cfg.progress,
-                       initial=cfg.num_models - sum(len(job.seeds) for job in todo))
+            bar = tqdm(total=total, desc=description, unit="model", disable=not cfg.progress,
+                       initial=total - sum(len(job.seeds) for job in todo))
             error = None
             try:
                 for job, result in self.executor.map_unordered(todo):
@@ -379,7 +438,8 @@ class Evaluation:
             model = self.setting.make_model()
             model.load_state_dict(state)
             try:
-                figures.append(model_figures(model.to(self.device), self.setting.data))
+                with conv_backend.using(self.backends.figures):
+                    figures.append(model_figures(model.to(self.device), self.setting.data))
             except ModelFailure as failure:
                 raise SubmissionError(f"checkpoint {index}: {failure}") from None
         return stack_figures(figures)
@@ -387,8 +447,8 @@ class Evaluation:
     def key(self, *parts) -> str:
         """The cache key of everything that determines a result: data, model, recipe, original weights,
         device, library versions, the evaluator's code that computes the results
-        (:func:`~mock_evaluator.engine.jobs.code_fingerprint`) and ``parts`` (the phase, the chunk size or the
-        method's fingerprint)."""
+        (:func:`~mock_evaluator.engine.jobs.code_fingerprint`) and ``parts`` (the phase, the chunk size, the
+        convolution backend the work ran with, the method's fingerprint)."""
         s = self.setting
         return cache_hash(s.data.fingerprint(), model_key(s.make_model()), s.recipe.as_dict(), self._original_digest,
                           self.device, torch.__version__.split("+")[0], np.__version__, J.code_fingerprint(), *parts)
@@ -400,6 +460,7 @@ class Evaluation:
         setting = self.setting
         return {
             "config": {**asdict(cfg), "device_resolved": self.device},
+            "conv_backend": self.backend_record,
             "methods_asked": [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),
                                "fingerprint": m.fingerprint, "batches": setting.batch_format(m.batches)}
                               for m in self.methods],

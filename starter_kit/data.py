@@ -1,6 +1,6 @@
 """Datasets as the challenge saw them: train / validation / test, and a forget set inside train.
 
-The default dataset is scikit-learn's handwritten digits (``load_digits``: 1,797 8x8 grayscale
+The digits dataset is scikit-learn's handwritten digits (``load_digits``: 1,797 8x8 grayscale
 images, 10 classes), which ships inside scikit-learn, so nothing is downloaded. It is split with a
 fixed seed into train / validation / test (70/15/15), and 10% of train is drawn at random as the
 forget set, as in the challenge's CIFAR-10 starting kit; the retain set is the rest of train.
@@ -158,6 +158,21 @@ class Loaders(NamedTuple):
     test: DataLoader
 
 
+LOADER_OFFSETS = {"retain": 0, "forget": 1, "validation": 2, "test": 3}
+"""Each loader's shuffling generator is seeded with ``seed * 4 + offset``."""
+
+
+def _loader(pairs: Dataset, batch_size: int, seed: int, part: str, shuffle: bool, drop_singleton: bool = True,
+            collate=None):
+    """``DataLoader(pairs, batch_size, shuffle, generator)``, less a one-example last batch (batches.py)."""
+    generator = torch.Generator().manual_seed(seed * 4 + LOADER_OFFSETS[part]) if shuffle else None
+    if not drop_singleton:
+        return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
+    return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator,
+                      collate_fn=collate)
+
+
 def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
                  dict_batches: bool = False) -> Loaders:
     """The challenge's loaders: retain and forget shuffled (seeded), validation and test in order. The three
@@ -167,22 +182,25 @@ def make_loaders(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, see
     the challenge's dicts with the setting's other columns (:mod:`starter_kit.batch_format`)."""
     collate = collate_dicts if dict_batches else collate_pairs
 
-    def loader(inputs, targets, shuffle, offset, columns=None, drop_singleton=True):
-        # DataLoader(batch_size, shuffle, generator), less a one-example last batch (batches.py)
-        generator = torch.Generator().manual_seed(seed * 4 + offset) if shuffle else None
-        pairs = TensorPairs(inputs, targets, dict_batches, columns)
-        if not drop_singleton:
-            return DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
-        order = RandomSampler(pairs, generator=generator) if shuffle else SequentialSampler(pairs)
-        return DataLoader(pairs, batch_sampler=DropSingletonBatches(order, batch_size), generator=generator,
-                          collate_fn=collate)
-
     def columns_at(idx):
         return {key: np.asarray(values)[idx] for key, values in data.extra_columns.items()}
 
     return Loaders(
-        retain=loader(*data.retain, True, 0, columns_at(data.retain_idx)),
-        forget=loader(*data.forget, True, 1, columns_at(data.forget_idx)),
-        validation=loader(*data.validation, False, 2, data.validation_columns),
-        test=loader(*data.test, False, 3, drop_singleton=False),
+        retain=_loader(TensorPairs(*data.retain, dict_batches, columns_at(data.retain_idx)), batch_size, seed,
+                       "retain", True, collate=collate),
+        forget=_loader(TensorPairs(*data.forget, dict_batches, columns_at(data.forget_idx)), batch_size, seed,
+                       "forget", True, collate=collate),
+        validation=_loader(TensorPairs(*data.validation, dict_batches, data.validation_columns), batch_size, seed,
+                           "validation", False, collate=collate),
+        test=_loader(TensorPairs(*data.test, dict_batches), batch_size, seed, "test", False, drop_singleton=False,
+                     collate=collate),
     )
+
+
+def retain_positions_loader(data: UnlearningData, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0) -> DataLoader:
+    """A loader of positions in the retain set (int64 batches) that draws, batches and reshuffles exactly as
+    ``make_loaders(data, batch_size, seed).retain`` does: its k-th batch holds the positions of the examples the
+    retain loader's k-th batch holds, pass after pass. What fused training needs to give each model the data
+    order its one-model call gets."""
+    positions = torch.arange(len(data.retain_idx))
+    return _loader(TensorPairs(positions, positions), batch_size, seed, "retain", True)

@@ -1,4 +1,4 @@
-"""The ``digits`` setting (the default): scikit-learn's handwritten digits, embedded; the small ResNet; the
+"""The ``digits`` setting: scikit-learn's handwritten digits, embedded; the small ResNet; the
 digits recipe (:data:`starter_kit.training.DIGITS_RECIPE`); loaders of 64 tuple batches.
 
 Its methods keep the epoch scale they were tuned at before the profile's rule (:mod:`starter_kit.profile`):

@@ -28,8 +28,12 @@ def predict_logits(net: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, to
     return torch.cat(all_logits), torch.cat(all_targets)
 
 
+EVAL_BATCH = 1024
+"""Images per evaluation pass (:func:`logits_on`)."""
+
+
 @torch.no_grad()
-def logits_on(net: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def logits_on(net: nn.Module, inputs: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Logits of ``net`` (eval mode) on an input tensor, in float32 on the CPU."""
     was_training, device = net.training, _device_of(net)
     net.eval()

@@ -1,4 +1,4 @@
-"""The ``mnist-groups`` setting: the challenge's structure and regime on real handwritten digits, on a CPU.
+"""The ``mnist-groups`` setting (the default): the challenge's structure and regime on real handwritten digits, on a CPU.
 
 **Why this setting.** On the hidden faces data the Kaggle sample fine-tune (1 epoch of retain CE, SGD lr
 1e-3) scored about 0.3 of exact retraining; on the ``digits`` setting it scores 0.15% of it, so a score

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.training import Recipe, cache_hash, model_key, train_models
 
@@ -35,9 +36,12 @@ def default_cache_dir() -> Path:
 ORIGINAL_SEED = 0
 
 
-def original_cache_path(data: UnlearningData, make_model, recipe: Recipe, seed: int, cache_dir) -> Path:
+def original_cache_path(data: UnlearningData, make_model, recipe: Recipe, seed: int, cache_dir,
+                        backend: str | None = None) -> Path:
+    """Where the original trained with these inputs and the convolution ``backend`` (None: the one this process
+    uses now, :func:`starter_kit.conv_backend.current`) is cached."""
     key = cache_hash("original", data.fingerprint(), model_key(make_model()), recipe.as_dict(), seed,
-                     torch.__version__.split("+")[0])
+                     torch.__version__.split("+")[0], backend or conv_backend.current())
     return Path(cache_dir) / "original" / f"{data.name}-{key}.pth"
 
 
@@ -101,8 +105,9 @@ class OriginalModel:
 
 def cached_original(data: UnlearningData, make_model, recipe: Recipe, seed: int = ORIGINAL_SEED,
                     cache_dir=None, device="cpu", log=print) -> OriginalModel:
-    """The original model for ``data``: loaded from the cache if present and intact, else trained and cached
-    (``cache_dir`` None: :func:`default_cache_dir`). The file is hashed once either way."""
+    """The original model for ``data``: loaded from the cache if present and intact, else trained (with the
+    convolution backend this process uses now, part of the key) and cached (``cache_dir`` None:
+    :func:`default_cache_dir`). The file is hashed once either way."""
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     path = original_cache_path(data, make_model, recipe, seed, cache_dir)
     model = make_model()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -189,6 +190,40 @@ def train_in_place(models: list[nn.Module], inputs: torch.Tensor, targets: torch
     return None if recipe.best_validation_from is None else [e[0] for e in epochs]
 
 
+def fine_tune_fused(models: list[nn.Module], inputs: torch.Tensor, targets: torch.Tensor, batches: list[torch.Tensor],
+                    lrs: list[float], momentum: float = 0.9, weight_decay: float = 5e-4,
+                    device: str | torch.device = "cpu") -> None:
+    """Go on training ``models`` (their current weights, e.g. copies of one original) fused, in train mode: step
+    ``s`` gives model ``g`` the examples ``batches[s][g]`` (positions in ``inputs``) and every model the learning
+    rate ``lrs[s]``; SGD with ``momentum`` and ``weight_decay``, plain cross-entropy -- what
+    :func:`starter_kit.unlearning_steps.fine_tune` does to one model, for all at once (each model's loss is its own
+    mean, so each gets the update it would get alone). They end in eval mode on ``device``, in the ordinary layout."""
+    if len(batches) != len(lrs):
+        raise ValueError(f"fine_tune_fused needs a learning rate per step: {len(batches)} steps, {len(lrs)} rates")
+    if not all(b.shape == (len(models), len(b[0])) for b in batches):
+        raise ValueError(f"each step's batch must be [models={len(models)}, batch] positions")
+    device = torch.device(device)
+    fused = fused_model([m.to(device) for m in models]).train()
+    images = inputs.ndim == 4
+    if images:
+        fused.to(memory_format=torch.channels_last)
+    inputs, targets = inputs.to(device), targets.to(device)
+    optimizer = torch.optim.SGD(fused.parameters(), lr=lrs[0] if lrs else 0.0, momentum=momentum,
+                                weight_decay=weight_decay)
+    sizes = [b.shape[1] for b in batches]
+    plan = _EpochPlan(_to_device(torch.cat(batches, dim=1), device), None, None, None)
+    for start, size, lr in zip(itertools.accumulate([0] + sizes), sizes, lrs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = _fused_batch(inputs, targets, plan, slice(start, start + size))
+        _training_step(fused, optimizer, x, y, None, False)
+    if images:
+        fused.to(memory_format=torch.contiguous_format)
+    for model, state in zip(models, split_fused_state(fused.state_dict(), len(models))):
+        model.load_state_dict(state)
+        model.eval()
+
+
 class _EpochPlan(NamedTuple):
     """One epoch's draws for G models, on the training device: ``order`` [G, n] and, for crop+flip,
     ``dy``, ``dx``, ``flip`` [G, n] for the image at each position of that order (else None)."""
@@ -323,6 +358,50 @@ class _BestCheckpoints:
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)
+
+
+def training_step_timer(make_model, inputs: torch.Tensor, targets: torch.Tensor, recipe: Recipe, groups: int = 1,
+                        batch_size: int | None = None, device: str | torch.device = "cpu", channels_last: bool = True):
+    """A clock for the training step of ``groups`` fused models (1: the ordinary model): returns
+    ``seconds_per_step(steps)``, which runs ``steps`` optimiser steps (``recipe``'s optimiser, plain cross-entropy)
+    on consecutive real batches of ``batch_size`` (default the recipe's) and returns the mean wall time of one.
+    ``channels_last`` as the recipe's own loop lays images out (a method's call gets a model in the ordinary
+    layout). Whatever is global at the call -- torch's threads, the convolution backend -- is what is timed."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = make_model()
+    model = (fused_model([model] * groups) if groups > 1 else model).to(device).train()
+    images = inputs.ndim == 4
+    if images and channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(model.parameters(), recipe)
+    batch = batch_size or recipe.batch_size
+    count = len(targets) // batch
+    if count < 1:
+        raise ValueError(f"a step timer needs at least one batch of {batch} examples, got {len(targets)}")
+    plan = _EpochPlan(torch.arange(count * batch, device=device).repeat(groups, 1), None, None, None)
+    inputs, targets = inputs.to(device), targets.to(device)
+    position = 0
+
+    def seconds_per_step(steps: int) -> float:
+        nonlocal position
+        if steps < 1:
+            raise ValueError(f"time at least one step, got {steps}")
+        batches = []
+        for _ in range(steps):
+            rows = slice(position * batch, (position + 1) * batch)
+            position = (position + 1) % count
+            x, y = _fused_batch(inputs, targets, plan, rows)
+            batches.append((x if channels_last else x.contiguous(), y))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for x, y in batches:
+            _training_step(model, optimizer, x, y, None, False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - start) / steps
+    return seconds_per_step
 
 
 def auto_oracle_chunk(make_model, device: str | torch.device, recipe: Recipe | None = None,

@@ -14,7 +14,7 @@ N = 8   # shares the session cache's oracles with tests/test_evaluator.py
 def test_evaluate_returns_the_tables_it_writes(tmp_path, cache_dir, one_step_source):
     path = tmp_path / "one_step.py"
     path.write_text(one_step_source)
-    result = evaluate(str(path), (str(path), {"lr": 0.0}), num_models=N, cache_dir=str(cache_dir),
+    result = evaluate(str(path), (str(path), {"lr": 0.0}), dataset="digits", num_models=N, cache_dir=str(cache_dir),
                       output_dir=str(tmp_path / "out"), progress=False, workers=1, attack_models=4, log=lambda *_: None)
     assert result.failures == {}
     assert result.folder == tmp_path / "out" / "digits-one_step+1-n8-seed0"
@@ -36,12 +36,12 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path):
     with pytest.raises(TypeError, match="unknown setting.*num_model"):
         evaluate(num_model=4)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluate(str(tmp_path / "missing.py"), num_models=4, cache_dir=str(tmp_path), log=lambda *_: None)
+        evaluate(str(tmp_path / "missing.py"), dataset="digits", num_models=4, cache_dir=str(tmp_path), log=lambda *_: None)
 
 
 @pytest.mark.slow
 def test_leaderboard_returns_its_frame(tmp_path, cache_dir):
-    board = leaderboard(["ft-kaggle"], num_models=N, cache_dir=str(cache_dir), output_dir=str(tmp_path),
+    board = leaderboard(["ft-kaggle"], dataset="digits", num_models=N, cache_dir=str(cache_dir), output_dir=str(tmp_path),
                         progress=False, workers=1, attack_models=4, bootstrap=5, log=lambda *_: None)
     assert list(board.frame["method"]).count("ft-kaggle") == 1
     assert {"oracle reference"} <= set(board.frame["method"])

@@ -16,7 +16,8 @@ def test_cifar10_end_to_end_with_two_models(tmp_path):
     write_fake_cifar10(data_dir, n_train=200, n_test=100, seed=0)
     code = main(["--dataset", "cifar10", "--data-dir", str(data_dir), "--num-models", "2", "--epochs", "1",
                  "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"),
-                 "--run-name", "cifar", "--quiet", "--workers", "1", "--attack-models", "2", "--warn-only"])
+                 "--run-name", "cifar", "--quiet", "--workers", "1", "--attack-models", "2", "--warn-only",
+                 "--conv-backend", "onednn"])   # the pipeline, not the choice (timing ResNet-18 steps takes a minute)
     assert code == 0
     folder = tmp_path / "out" / "cifar"
     summary = pd.read_csv(folder / "summary.csv").set_index("method")

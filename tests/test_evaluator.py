@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(tmp_path, cache_dir, *extra, name="run"):
-    return main(["--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
+    return main(["--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
                  "--run-name", name, "--quiet", "--workers", "1", "--attack-models", "4", *extra])
 
 
@@ -34,7 +34,7 @@ def write_submission(tmp_path, body: str, name="sub.py") -> str:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("out")
-    code = main(["--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out),
+    code = main(["--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out),
                  "--run-name", "default", "--quiet", "--workers", "2", "--attack-models", "4",
                  "--warn-only"])   # the budget check is test_over_budget_fails_unless_warn_only's: here a loaded
                                    # machine (the retrain timed in a quiet moment) must not fail the run
@@ -51,6 +51,8 @@ def test_end_to_end_writes_every_output(default_run):
     assert len(per_example) == 3 * 126 and per_example["points"].between(0, 1).all()
     results = json.loads((folder / "results.json").read_text())
     assert results["config"]["num_models"] == N and "torch" in results["versions"]
+    assert set(results["conv_backend"]["backends"]) == {"one_model", "fused"}           # chosen, and said so
+    assert results["methods"]["baseline"]["timed_calls"] == min(8, N)    # trained fused; timed by one-model calls
     for png in ("epsilon_histogram.png", "worst_examples_confidence.png", "accuracies.png", "roc.png"):
         assert (folder / png).stat().st_size > 10_000
     rows = summary.set_index("method")
@@ -138,7 +140,7 @@ def test_store_rejects_corrupt_files(tmp_path):
 
 
 def test_cache_keys_separate_what_differs(default_run, cache_dir):
-    evaluation = Evaluation(EvalConfig(num_models=N, cache_dir=str(cache_dir), progress=False), log=lambda *_: None)
+    evaluation = Evaluation(EvalConfig(dataset="digits", num_models=N, cache_dir=str(cache_dir), progress=False), log=lambda *_: None)
     key = evaluation.key("oracles", 64)
     assert key == evaluation.key("oracles", 64)
     assert key != evaluation.key("oracles", 32)

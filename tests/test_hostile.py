@@ -63,7 +63,7 @@ def local_ray():
 
 def evaluation_on(executor, cache_dir, run_timeout: float) -> Evaluation:
     """An evaluation of N models on ``executor`` with no methods of its own (the tests hand it theirs)."""
-    config = EvalConfig(num_models=N, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+    config = EvalConfig(dataset="digits", num_models=N, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
                         run_timeout=run_timeout)
     return Evaluation(config, executor=executor, log=lambda *_: None)
 
@@ -114,7 +114,7 @@ def test_hostile_submission_is_named_and_finished_models_kept(tmp_path, cache_di
 
 def test_cli_stops_a_hang_with_exit_code_2(tmp_path, cache_dir, capsys):
     path = hostile_submission(tmp_path, HOSTILE["hang"][0], "hang_cli")
-    code = main(["--submission", path, "--num-models", str(N), "--cache-dir", str(cache_dir), "--no-baseline",
+    code = main(["--dataset", "digits", "--submission", path, "--num-models", str(N), "--cache-dir", str(cache_dir), "--no-baseline",
                  "--output-dir", str(tmp_path), "--quiet", "--attack-models", "4", "--workers", "2",
                  "--run-timeout", "2"])
     assert code == 2
@@ -126,7 +126,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_cache_consistent(tmp_path, cache
     marker = tmp_path / "worker.pid"
     action = f"open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(10**6)"
     path = hostile_submission(tmp_path, action, "ctrl_c")
-    command = [sys.executable, "-m", "mock_evaluator", "--submission", path, "--num-models", str(N), "--cache-dir",
+    command = [sys.executable, "-m", "mock_evaluator", "--dataset", "digits", "--submission", path, "--num-models", str(N), "--cache-dir",
                str(cache_dir), "--no-baseline", "--output-dir", str(tmp_path), "--quiet", "--workers", "2"]
     # preexec_fn: a runner that started us with SIGINT ignored (a background job) must not pass that on
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -155,7 +155,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_cache_consistent(tmp_path, cache
 
 def test_asking_for_ray_without_it_says_how_to_install(monkeypatch, tmp_path, cache_dir, original, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    code = main(["--submission", "baseline", "--num-models", str(N), "--no-baseline", "--executor", "ray",
+    code = main(["--dataset", "digits", "--submission", "baseline", "--num-models", str(N), "--no-baseline", "--executor", "ray",
                  "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path), "--quiet"])
     assert code == 2
     assert "pip install -r requirements-ray.txt" in capsys.readouterr().err

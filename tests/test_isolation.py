@@ -60,7 +60,7 @@ def untouched(path: Path, body: str = "pass") -> str:
 
 def evaluation_on(executor, cache_dir, num_models: int = N, **limits) -> Evaluation:
     """An evaluation of N models on ``executor`` with no methods of its own (the tests hand it theirs)."""
-    config = EvalConfig(num_models=num_models, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+    config = EvalConfig(dataset="digits", num_models=num_models, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
                         run_timeout=120.0, **limits)
     return Evaluation(config, executor=executor, log=lambda *_: None)
 
@@ -188,7 +188,7 @@ def test_run_memory_takes_a_unit():
 @pytest.fixture
 def inline(cache_dir, original):
     """An evaluation on the in-process executor (its phases called one by one: no oracles are trained)."""
-    config = EvalConfig(num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+    config = EvalConfig(dataset="digits", num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
                         run_timeout=60.0, executor="inline", oracle_chunk=3)
     return Evaluation(config, log=lambda *_: None)
 
@@ -214,7 +214,7 @@ def test_the_command_says_evaluator_error_with_exit_code_3(tmp_path, cache_dir, 
         raise EvaluatorFailure("oracle-A failed on oracles 1000..1001: the process running the oracle training died")
 
     monkeypatch.setattr(Evaluation, "run", fail)
-    assert main(["--no-baseline", "--num-models", "2", "--cache-dir", str(cache_dir), "--quiet", "--submission",
+    assert main(["--dataset", "digits", "--no-baseline", "--num-models", "2", "--cache-dir", str(cache_dir), "--quiet", "--submission",
                  untouched(tmp_path / "fine.py"), "--output-dir", str(tmp_path), "--executor", "inline"]) == 3
     err = capsys.readouterr().err
     assert "EVALUATOR ERROR: oracle-A failed" in err and "SUBMISSION ERROR" not in err
@@ -272,7 +272,7 @@ def _command_line(pid: int) -> bytes | None:
 def _command(tmp_path, cache_dir, *extra, mode: tuple = ()) -> subprocess.Popen:
     """The command (``mode``: e.g. ``("leaderboard",)``; default: evaluate) in a process of its own, SIGINT at its
     default (a runner that started the tests with SIGINT ignored, as a background job, must not pass that on)."""
-    command = [sys.executable, "-m", "mock_evaluator", *mode, "--cache-dir", str(cache_dir),
+    command = [sys.executable, "-m", "mock_evaluator", *mode, "--dataset", "digits", "--cache-dir", str(cache_dir),
                "--output-dir", str(tmp_path), "--quiet", "--no-baseline", *extra]
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -284,7 +284,7 @@ def cached_oracles(cache_dir, original, local_executor):  # noqa: F811
     """Oracle sets A and B in the cache for a command run with these arguments, so that it starts with the timing
     retrain: the session's N = 8, seed 0 sets (those of tests/test_evaluator.py and tests/test_api.py: already
     there in a whole run; trained here, in the module's workers, when this module runs alone)."""
-    config = EvalConfig(num_models=8, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False)
+    config = EvalConfig(dataset="digits", num_models=8, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False)
     evaluation = Evaluation(config, executor=local_executor, log=lambda *_: None)
     evaluation.oracles("oracle-A"), evaluation.oracles("oracle-B")
     return ["--num-models", "8"]

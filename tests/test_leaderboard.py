@@ -79,18 +79,21 @@ def test_markdown_table_prints_the_rank_agreement_under_the_table():
              "time_fraction": 0.05, "over_budget": False, "separated_from_next": True, "private_rank": k + 1}
             for k, (name, score) in enumerate([("a", 0.09), ("b", 0.05), ("c", 0.01)])]
     rows[0]["private_score"] = 0.0885                       # published for one method only
+    rows[1]["time_from_calls"] = 8                          # a fused kit baseline: timed by 8 one-model calls
     ranks = rank_agreement({"a": 0.09, "b": 0.05, "c": 0.01}, {"a": 1, "b": 3, "c": 2})
     text = markdown_table(pd.DataFrame(rows), ranks)
     assert "| yes | 1 (0.0885) |" in text and "| yes | 2 |" in text     # private rank (score), the score where known
     assert "| 0.900 [0.850, 0.950] | 0.200 [0.100, 0.300] | 0.050 | 1.000 | 0.10 | 0.80 |" in text
     assert f"Kendall τ = {ranks['kendall_tau']:.3f}" in text and "Spearman ρ = 0.500" in text
+    assert "| 0.050* |" in text and "b: its runs trained fused" in text and "mean of 8 timed one-model calls" in text
+    assert text.count("0.050* |") == 1
     assert "No rank agreement with the private leaderboard: too few." in markdown_table(pd.DataFrame(rows), {"note": "too few"})
 
 
 @pytest.mark.slow
 @pytest.mark.training
 def test_leaderboard_command(tmp_path, cache_dir, capsys):
-    common = ["leaderboard", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
+    common = ["leaderboard", "--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(tmp_path),
               "--quiet", "--workers", "1", "--attack-models", "2", "--bootstrap", "10"]
     assert main([*common, "--methods", "ft-kaggle,ga,neggrad+"]) == 0
     folder = tmp_path / f"leaderboard-digits-n{N}-seed0"

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(out, cache_dir, *extra, name="run"):
-    return main(["--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out), "--run-name", name,
+    return main(["--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out), "--run-name", name,
                  "--quiet", "--workers", "1", "--attack-models", "2", "--no-baseline", "--warn-only", *extra])
 
 
@@ -145,7 +145,7 @@ def test_bad_options_fail_before_training(tmp_path, capsys):
            "['retain_epoch_per_round']" in err and err.count("fcs[") == 1, err
     from unlearning_mock.mock_evaluator import api
     with pytest.raises(ValueError, match=r"does not accept option\(s\) \['lrr'\]"):
-        api.evaluate(("methods.ga", {"lrr": 0.1}), num_models=N, cache_dir=str(empty_cache), log=lambda *_: None)
+        api.evaluate(("methods.ga", {"lrr": 0.1}), dataset="digits", num_models=N, cache_dir=str(empty_cache), log=lambda *_: None)
     assert not empty_cache.exists()  # nothing was trained
 
 

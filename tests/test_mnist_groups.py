@@ -136,3 +136,23 @@ def test_original_trains_with_its_own_best_validation_recipe(data, tmp_path):
     assert original_cache_path(data, m.make_model, original_recipe, 0, tmp_path).exists()
     x, y = data.test
     assert (model(x).argmax(1) == y).float().mean().item() > 0.6
+
+
+def test_mnist_groups_is_the_default_of_the_command_the_api_and_the_leaderboard():
+    """Named in one place (``settings.DEFAULT_DATASET``); ``make evaluate`` runs the command without ``--dataset``."""
+    from pathlib import Path
+
+    from unlearning_mock.mock_evaluator.cli import _parser
+    from unlearning_mock.mock_evaluator.evaluate import EvalConfig
+    from unlearning_mock.mock_evaluator.reports.curve import METHODS, SETTINGS
+    from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
+
+    assert DEFAULT_DATASET == m.NAME == DATASETS[0] and "digits" in DATASETS
+    assert EvalConfig().dataset == DEFAULT_DATASET                       # the API and the leaderboard build this
+    for mode in ("evaluate", "leaderboard"):
+        assert _parser(mode).parse_args([]).dataset == DEFAULT_DATASET
+        assert _parser(mode).parse_args(["--dataset", "digits"]).dataset == "digits"
+    assert _parser("score-zip").parse_args(["x.zip"]).dataset == "kaggle"
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert "$(CLI) --num-models $(N) $(ARGS)" in makefile and "--dataset" not in makefile.split("\nevaluate:")[1][:80]
+    assert m.NAME in SETTINGS and all(m.NAME in spec["curve"] for spec in METHODS.values())   # the curve tool too

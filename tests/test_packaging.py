@@ -105,7 +105,7 @@ def test_the_installed_command_runs_from_an_empty_folder(wheel, tmp_path, one_st
     (work / "my_method.py").write_text(one_step_source)
     (work / "submission").mkdir()   # a user's own folder named like the project's: must not shadow or be shadowed
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"UNLEARNING_CACHE_DIR": str(cache)}
-    command = [str(env_dir / "bin" / "unlearning-mock"), "--num-models", "4", "--quiet", "--warn-only", "--workers", "1"]
+    command = [str(env_dir / "bin" / "unlearning-mock"), "--dataset", "digits", "--num-models", "4", "--quiet", "--warn-only", "--workers", "1"]
     first = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"cache: {cache}" in first.stdout

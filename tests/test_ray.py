@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_ray_gives_the_same_figures_as_the_local_pool(cache_dir, original, local_ray):
     method = method_from_spec("submission/unlearning.py")  # SRFL: real training in every run
-    config = EvalConfig(num_models=N, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+    config = EvalConfig(dataset="digits", num_models=N, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
                         run_timeout=120)
     figures = {}
     for name, executor in (("local", ProcessExecutor(2)), ("ray", RayExecutor())):
@@ -78,7 +78,7 @@ def test_run_interrupted_under_ray_resumes_under_local_and_back(tmp_path, cache_
     """))
 
     def run(executor: str) -> int:
-        return main(["--submission", str(path), "--num-models", str(N), "--cache-dir", str(cache_dir),
+        return main(["--dataset", "digits", "--submission", str(path), "--num-models", str(N), "--cache-dir", str(cache_dir),
                      "--output-dir", str(tmp_path), "--run-name", executor, "--quiet", "--no-baseline",
                      "--attack-models", "4", "--executor", executor, "--workers", "2"])
 

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+
+import torch
 
 from unlearning_mock.mock_evaluator.engine.protocol import Executor
 
@@ -24,6 +27,18 @@ def executors_help() -> str:
 # thread, 0.18 s at two, idle) and, on a loaded machine, spins at OpenMP barriers (50-120x slower; RESULTS.md,
 # "Two torch threads per job"). ``--workers 1`` gave its jobs both cores before 2026-12-05.
 JOB_THREADS = 1
+
+
+@contextmanager
+def job_threads():
+    """This process trains at :data:`JOB_THREADS` torch threads inside the block (as every job does), at its own count
+    after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(JOB_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_executor(kind: str) -> None:

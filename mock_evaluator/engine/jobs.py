@@ -9,6 +9,11 @@ call in an untrusted child that hands back only its weights, the figures then co
 those weights, where no submission code ever ran. :func:`run_job_here` runs the same stages in this process
 (``--executor inline``: no isolation, no limits, for debugging).
 
+Every job runs with the convolution backend the driver chose for its kind of work (each job class's ``work``,
+:mod:`starter_kit.conv_backend`), set at its start (:func:`use_backend_of`), and a call's figures with the one chosen
+for figures: whatever a call changed never reaches the next job, and the timing retrain runs as the calls it is the
+yardstick of.
+
 Every failure is blamed on the right party: ``JobResult.fault`` is ``"submission"`` for what the method
 did (raised, exited, hung, died, ran out of memory, broke the contract) and ``"evaluator"`` for what the
 evaluator's own code or its engine did; the project's code raising in a worker propagates as an exception.
@@ -33,8 +38,11 @@ from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSIO
 from unlearning_mock.mock_evaluator.method import Method, call_keywords, check_options, load_function
 from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
+from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.batch_format import KAGGLE, failure_hint
+from unlearning_mock.starter_kit.conv_backend import ConvBackends
 from unlearning_mock.starter_kit.data import make_loaders
+from unlearning_mock.starter_kit.fused_baseline import fine_tune_copies_fused
 from unlearning_mock.starter_kit.settings import load_setting
 from unlearning_mock.starter_kit.training import cache_hash, train_models
 
@@ -47,6 +55,7 @@ class Context:
     setting_options: tuple          # sorted (name, value) pairs for load_setting
     original_path: str              # the original model's state dict
     device: str
+    backends: ConvBackends = ConvBackends()   # the convolution backend of each kind of work, chosen by the driver
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,25 @@ class OracleJob:
     seeds: tuple
     slot: int                       # which chunk of the oracle set
     subject: ClassVar[str] = "the oracle training"
+    work: ClassVar[str] = "fused"   # the kind of work (conv_backend.KINDS): which convolution backend it runs
 
     def describe(self) -> str:
         return f"oracles {self.seeds[0]}..{self.seeds[-1]}"
+
+
+@dataclass(frozen=True)
+class FusedBaselineJob:
+    """The setting's kit baseline (a retain fine-tune) on copies of the original, one per seed, trained fused: what
+    its one-model calls with these seeds give (:mod:`starter_kit.fused_baseline`), untimed."""
+
+    context: Context
+    seeds: tuple
+    slot: int                       # which chunk of the N runs
+    subject: ClassVar[str] = "the fused kit baseline"
+    work: ClassVar[str] = "fused"
+
+    def describe(self) -> str:
+        return f"the kit baseline's fused runs {self.seeds[0]}..{self.seeds[-1]}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,7 @@ class UnlearningJob:
     seeds: tuple                    # (seed,): run i of every method uses the same seed
     limits: Limits = Limits()
     subject: ClassVar[str] = "the submission"
+    work: ClassVar[str] = "one_model"
 
     def describe(self) -> str:
         return f"model {self.slot}"
@@ -88,6 +114,7 @@ class ProbeJob:
     slot: int = 0
     seeds: tuple = ()
     subject: ClassVar[str] = "loading the submission"
+    work: ClassVar[str | None] = None   # trains nothing
 
     def describe(self) -> str:
         return self.method.name
@@ -101,6 +128,7 @@ class RetrainTimingJob:
     seeds: tuple
     slot: int = 0
     subject: ClassVar[str] = "the timing retrain"
+    work: ClassVar[str] = "one_model"   # as the calls it is the yardstick of
 
     def describe(self) -> str:
         return f"the timing retrain (seed {self.seeds[0]})"
@@ -180,8 +208,16 @@ def _fresh_original(context: Context):
 
 
 # -- running a job -----------------------------------------------------------------------------------------
+def use_backend_of(job) -> None:
+    """Set this process's convolution backend to the one the driver chose for ``job``'s kind of work (before every
+    job, so whatever a submission's call changed in this process never reaches the next one)."""
+    if job.work is not None:
+        conv_backend.apply(getattr(job.context.backends, job.work))
+
+
 def run_job(job) -> JobResult:
     """Run ``job`` in this pristine worker, isolated: each job in a child process (module docstring)."""
+    use_backend_of(job)   # the job's child inherits it
     if isinstance(job, UnlearningJob):
         _warm_for(job.context)
         block = _layout(job.context).block()
@@ -201,6 +237,7 @@ def run_job(job) -> JobResult:
 def run_job_here(job) -> JobResult:
     """Run ``job`` in this process: the same stages as :func:`run_job`, without isolation or limits, and a
     ``KeyboardInterrupt`` is the user's (it propagates)."""
+    use_backend_of(job)
     if isinstance(job, UnlearningJob):
         block = bytearray(_layout(job.context).nbytes)
         clock = []
@@ -208,6 +245,7 @@ def run_job_here(job) -> JobResult:
         seconds = time.perf_counter() - clock[0] if clock else math.nan
         if error is not None:
             return failed(job, error, SUBMISSION)
+        use_backend_of(job)   # the call ran in this process: its figures are the evaluator's, with the chosen backend
         return _score(job, _layout(job.context).read(block), seconds, isolated=False)
     if isinstance(job, ProbeJob):
         error = _probe(job, lambda: None, user_interrupts=True)
@@ -326,7 +364,8 @@ def weights_figures(context: Context, weights: dict) -> dict:
     setting = _setting(context)
     model = setting.make_model()
     model.load_state_dict(weights)
-    return model_figures(model.to(context.device).eval(), setting.data)
+    with conv_backend.using(context.backends.figures):
+        return model_figures(model.to(context.device).eval(), setting.data)
 
 
 def _run_oracles(job: OracleJob) -> JobResult:
@@ -340,6 +379,19 @@ def _run_oracles(job: OracleJob) -> JobResult:
     return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[seconds] * len(models))
 
 
+def _run_fused_baseline(job: FusedBaselineJob) -> JobResult:
+    ctx = job.context
+    setting, state = shared_objects(ctx)
+    models = []
+    for _ in job.seeds:
+        model = setting.make_model()
+        model.load_state_dict(state)
+        models.append(model)
+    fine_tune_copies_fused(setting.baseline, models, setting.data, setting.batch_size, job.seeds, setting.profile,
+                           ctx.device)
+    return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[math.nan] * len(models))
+
+
 def _time_retrain(job: RetrainTimingJob) -> JobResult:
     ctx = job.context
     setting = _setting(ctx)
@@ -349,4 +401,4 @@ def _time_retrain(job: RetrainTimingJob) -> JobResult:
     return JobResult(seconds=[time.perf_counter() - start])
 
 
-_TRUSTED = {OracleJob: _run_oracles, RetrainTimingJob: _time_retrain}
+_TRUSTED = {OracleJob: _run_oracles, FusedBaselineJob: _run_fused_baseline, RetrainTimingJob: _time_retrain}

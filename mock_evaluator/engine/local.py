@@ -20,12 +20,11 @@ import weakref
 from multiprocessing.connection import wait as wait_for
 from typing import Iterable, Iterator
 
-import torch
-
-from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS
+from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS, job_threads
 from unlearning_mock.mock_evaluator.engine.jobs import run_job, run_job_here
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure, JobResult, worker_died
 from unlearning_mock.mock_evaluator.engine.worker import start_worker
+from unlearning_mock.starter_kit import conv_backend
 
 STOP_GRACE_S = 3.0   # a terminated worker has this long to stop its child before it is killed
 
@@ -39,17 +38,16 @@ class InlineExecutor:
 
     def map_unordered(self, jobs: Iterable) -> Iterator[tuple[object, JobResult]]:
         for job in jobs:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(JOB_THREADS)  # as every engine's jobs run; this process's own count after
-            try:
-                result = run_job_here(job)
-            except (KeyboardInterrupt, EvaluatorFailure):
-                raise
-            except Exception as error:  # the submission's own exceptions are results: this is the evaluator's
-                raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed (not the submission's "
-                                       f"fault): {type(error).__name__}: {error}") from error
-            finally:
-                torch.set_num_threads(threads)
+            # as every engine's jobs run; after the job this process's own threads and convolution backend again,
+            # whatever the job (or a submission in it) changed
+            with job_threads(), conv_backend.using(conv_backend.current()):
+                try:
+                    result = run_job_here(job)
+                except (KeyboardInterrupt, EvaluatorFailure):
+                    raise
+                except Exception as error:  # the submission's own exceptions are results: this is the evaluator's
+                    raise EvaluatorFailure(f"{job.describe()}: the evaluator's own code failed (not the submission's "
+                                           f"fault): {type(error).__name__}: {error}") from error
             yield job, result
 
     def close(self) -> None:

@@ -144,6 +144,12 @@ def format_table(results: dict, time_budget: float) -> str:
                    "attack_accuracy", "time_fraction"]].copy()
     for column in ("lira_auc", "lira_tpr_at_1pct", *DIAGNOSTICS):   # empty below lira.MIN_MODELS models
         shown.insert(len(shown.columns) - 1, column, frame[column] if column in frame else np.nan)
+    sampled = {name: score for name, score in results["methods"].items()
+               if score.timed_calls is not None and score.timed_calls < score.num_models}
     shown["time_fraction"] = [
-        "" if pd.isna(v) else f"{v:.3f}" + (" OVER BUDGET" if v > time_budget else "") for v in shown["time_fraction"]]
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
+        "" if pd.isna(v) else f"{v:.3f}" + ("*" if name in sampled else "")
+        + (" OVER BUDGET" if v > time_budget else "") for name, v in zip(shown["method"], shown["time_fraction"])]
+    table = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
+    notes = [f"* {name}: its {score.num_models} runs trained fused (as the oracles); its time_fraction is the mean of "
+             f"{score.timed_calls} timed one-model calls" for name, score in sampled.items()]
+    return "\n".join([table, *notes])

@@ -27,6 +27,7 @@ class MethodScore:
     attack_models: int
     mean_seconds: float | None = None
     time_fraction: float | None = None       # mean run time / one ordinary retrain
+    timed_calls: int | None = None           # calls the time comes from: all N, or a few (a fused kit baseline)
     over_budget: bool | None = None
     epsilons: np.ndarray = field(default=None, repr=False)
     points: np.ndarray = field(default=None, repr=False)
@@ -71,5 +72,6 @@ def score_method(name: str, figures: dict, oracles: dict, attack_models: int = 3
         score.time_fractions = fractions
         score.mean_seconds = float(figures["seconds"].mean())
         score.time_fraction = float(fractions.mean())
+        score.timed_calls = len(fractions)
         score.over_budget = bool(score.time_fraction > time_budget)
     return score
