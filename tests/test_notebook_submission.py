@@ -334,7 +334,7 @@ def test_package_takes_a_notebook(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def evaluation(cache_dir, original):
     """Digits at N = 2 with the session's original, no methods of its own (the tests hand it theirs)."""
-    config = EvalConfig(num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
+    config = EvalConfig(dataset="digits", num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
                         run_timeout=120.0, workers=1)
     evaluation = Evaluation(config, log=lambda *_: None)
     yield evaluation
