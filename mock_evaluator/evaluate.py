@@ -51,6 +51,9 @@ RUN_TIMEOUT_FLOOR = 60.0
 TIMED_BASELINE_CALLS = 8
 """One-model calls of a fused kit baseline that are timed for its time fraction (its N runs train fused, untimed)."""
 
+SMALL_N_CHUNKS = 2
+"""A small N's fused jobs are cut into at least this many chunks (the CPU's default workers), whatever --workers."""
+
 
 class SubmissionError(RuntimeError):
     """A method broke the contract for some model; the message names it. Finished work is on disk.
@@ -301,8 +304,9 @@ class Evaluation:
 
     def oracle_chunk(self) -> int:
         """Models per fused training job (oracles, a fused kit baseline): ``--oracle-chunk`` or, with ``auto``, what
-        fits the device (CPU: 128 small models or 8 ResNet-18s; CUDA: measured from free memory), at most N / workers
-        so that every worker gets a chunk of a small N. Part of the oracles' cache key."""
+        fits the device (CPU: 128 small models or 8 ResNet-18s; CUDA: measured from free memory), and for a small N
+        at most N / :data:`SMALL_N_CHUNKS`, so that the CPU's two default workers each get a chunk. Part of the
+        oracles' cache key; the --workers count is not, so the same seed gives the same figures whatever it is."""
         if self.config.oracle_chunk != "auto":
             return self.config.oracle_chunk
         from unlearning_mock.starter_kit.training import auto_oracle_chunk
@@ -310,7 +314,7 @@ class Evaluation:
         workers = self.config.workers or default_workers(self.device)
         fits = auto_oracle_chunk(self.setting.make_model, self.device, self.setting.recipe,
                                  tuple(self.setting.data.train_inputs.shape[1:]), workers=workers)
-        return max(1, min(fits, -(-self.config.num_models // workers)))
+        return max(1, min(fits, -(-self.config.num_models // SMALL_N_CHUNKS)))
 
     def retrain_seconds(self) -> float:
         """Seconds of one ordinary retrain, measured with every worker busy (as during the runs)."""

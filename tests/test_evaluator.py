@@ -51,7 +51,7 @@ def test_end_to_end_writes_every_output(default_run):
     assert len(per_example) == 3 * 126 and per_example["points"].between(0, 1).all()
     results = json.loads((folder / "results.json").read_text())
     assert results["config"]["num_models"] == N and "torch" in results["versions"]
-    assert set(results["conv_backend"]["backends"]) == {"one_model", "fused"}           # chosen, and said so
+    assert set(results["conv_backend"]["backends"]) == {"one_model", "fused", "figures"}           # chosen, and said so
     assert results["methods"]["baseline"]["timed_calls"] == min(8, N)    # trained fused; timed by one-model calls
     for png in ("epsilon_histogram.png", "worst_examples_confidence.png", "accuracies.png", "roc.png"):
         assert (folder / png).stat().st_size > 10_000
