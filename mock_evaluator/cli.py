@@ -127,8 +127,8 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--oracle-chunk", type=lambda v: v if v == "auto" else int(v), default=ORACLE_CHUNK,
                         help="oracles (and kit-baseline runs) trained at once as one fused network: a number, or "
                              "'auto' (default: CPU 128 small models or 8 ResNet-18s; CUDA what fits 80%% of free "
-                             "memory, at most 64; at most N / workers, so that every worker gets a chunk); part of "
-                             "the oracles' cache key")
+                             "memory, at most 64; at most N / 2, so that two workers get a chunk each); part of the "
+                             "oracles' cache key")
     parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=AUTO,
                         help="CPU convolutions: 'auto' measures oneDNN and PyTorch's native code for one-model work "
                              "(every unlearning call, the timing retrain, the original) and for fused work (oracles, "
