@@ -245,7 +245,6 @@ def run_job_here(job) -> JobResult:
         seconds = time.perf_counter() - clock[0] if clock else math.nan
         if error is not None:
             return failed(job, error, SUBMISSION)
-        use_backend_of(job)   # the call ran in this process: its figures are the evaluator's, with the chosen backend
         return _score(job, _layout(job.context).read(block), seconds, isolated=False)
     if isinstance(job, ProbeJob):
         error = _probe(job, lambda: None, user_interrupts=True)
@@ -381,12 +380,8 @@ def _run_oracles(job: OracleJob) -> JobResult:
 
 def _run_fused_baseline(job: FusedBaselineJob) -> JobResult:
     ctx = job.context
-    setting, state = shared_objects(ctx)
-    models = []
-    for _ in job.seeds:
-        model = setting.make_model()
-        model.load_state_dict(state)
-        models.append(model)
+    setting = _setting(ctx)
+    models = [_fresh_original(ctx)[1] for _ in job.seeds]
     fine_tune_copies_fused(setting.baseline, models, setting.data, setting.batch_size, job.seeds, setting.profile,
                            ctx.device)
     return JobResult(figures=figures_of_models(models, setting.data, ctx.device), seconds=[math.nan] * len(models))
