@@ -18,7 +18,7 @@ from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
 from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS
-from unlearning_mock.starter_kit.conv_backend import AUTO, CHOICES as CONV_BACKENDS
+from unlearning_mock.starter_kit.conv_backend import CHOICES as CONV_BACKENDS, default_choice
 from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
 
 EXIT_OVER_BUDGET = 1
@@ -129,11 +129,12 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                              "'auto' (default: CPU 128 small models or 8 ResNet-18s; CUDA what fits 80%% of free "
                              "memory, at most 64; at most N / 2, so that two workers get a chunk each); part of the "
                              "oracles' cache key")
-    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=AUTO,
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_choice(),
                         help="CPU convolutions: 'auto' measures oneDNN and PyTorch's native code for one-model work "
                              "(every unlearning call, the timing retrain, the original) and for fused work (oracles, "
                              "the fused baseline) on this machine, once (cached), and keeps the faster for each; "
-                             "'onednn' or 'native' forces one for all. Part of the cache keys")
+                             "'onednn' or 'native' forces one for all (default: $UNLEARNING_CONV_BACKEND, else auto). "
+                             "Part of the cache keys")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
     parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 5)")

@@ -87,7 +87,8 @@ class EvalConfig:
     executor: str = "local"               # a name of engine.executors.EXECUTORS
     ray_address: str | None = None        # None: $RAY_ADDRESS, else a local Ray instance
     gpus_per_job: float = 0.0             # Ray: GPUs per job (fractions share a GPU)
-    conv_backend: str = conv_backend.AUTO   # CPU convolutions: "auto" (measured per kind of work), "onednn", "native"
+    # CPU convolutions: "auto" (measured per kind of work), "onednn", "native"; default $UNLEARNING_CONV_BACKEND or auto
+    conv_backend: str = field(default_factory=conv_backend.default_choice)
 
     def __post_init__(self):
         if self.cache_dir is None:

@@ -22,6 +22,7 @@ Only CPU convolutions are affected: on another device nothing is measured and to
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -40,6 +41,8 @@ BACKENDS = (ONEDNN, NATIVE)
 AUTO = "auto"
 CHOICES = (AUTO, *BACKENDS)
 """What ``--conv-backend`` takes: ``auto`` (measured, cached) or a backend for every kind of work."""
+ENV_VAR = "UNLEARNING_CONV_BACKEND"
+"""Sets ``--conv-backend``'s default (and the backend of the test process's own training, ``tests/conftest.py``)."""
 KINDS = ("one_model", "fused", "figures")
 ROUNDS = 3
 """Measurements of each backend per kind, interleaved (A B A B A B), so a change of load hits both; the median
@@ -53,6 +56,14 @@ def check_backend(name: str, choices=BACKENDS) -> str:
     if name not in choices:
         raise ValueError(f"--conv-backend must be one of {', '.join(choices)}, got {name!r}")
     return name
+
+
+def default_choice() -> str:
+    """``--conv-backend``'s default: ``$UNLEARNING_CONV_BACKEND`` where it is set, else ``auto``."""
+    choice = os.environ.get(ENV_VAR, AUTO)
+    if choice not in CHOICES:
+        raise ValueError(f"${ENV_VAR} must be one of {', '.join(CHOICES)}, got {choice!r}; unset it to measure")
+    return choice
 
 
 def current() -> str:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS
+from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.original import load_or_train_original
@@ -15,6 +16,11 @@ from unlearning_mock.starter_kit.training import DIGITS_RECIPE
 # job of the evaluator does: two spin on a loaded 2-core machine.
 torch.set_num_threads(JOB_THREADS)
 
+# ``UNLEARNING_CONV_BACKEND=onednn|native`` forces one convolution backend on the test process's own training as
+# well as on every evaluation's jobs (their ``--conv-backend`` default), so the suite runs under either.
+if conv_backend.default_choice() != conv_backend.AUTO:
+    conv_backend.apply(conv_backend.default_choice())
+
 # A local Ray instance that a test starts (here or in a command run from here) listens on loopback only, never on
 # this machine's network address: this is Ray's switch for clusters on Windows and macOS, where it does so.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -23,7 +29,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 def pytest_report_header(config):
     """Which kernels the trained models' last bits come from (``make test-second-kernel`` forces a lower set)."""
     return (f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}, "
-            f"oneDNN ISA limit {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}")
+            f"oneDNN ISA limit {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}, "
+            f"convolutions {conv_backend.default_choice()} (process: {conv_backend.current()})")
 
 
 @pytest.fixture(scope="session")

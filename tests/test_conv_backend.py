@@ -71,11 +71,21 @@ def test_conv_backend_option_forces_both_kinds_without_measuring(monkeypatch):
     monkeypatch.setattr(cb, "choose", lambda *a, **k: pytest.fail("measured although forced"))
     args = _parser("evaluate").parse_args(["--conv-backend", "native"])
     assert _config(args, submissions=()).conv_backend == "native"
-    assert _parser("evaluate").parse_args([]).conv_backend == "auto"
+    monkeypatch.delenv(cb.ENV_VAR, raising=False)
+    assert _parser("evaluate").parse_args([]).conv_backend == "auto" == EvalConfig().conv_backend
     backends, record = cb.resolve_backends("native", None, 128, "cpu", "/nowhere")
     assert backends == cb.ConvBackends("native", "native", "native") and record["chosen_by"] == "--conv-backend native"
     with pytest.raises(ValueError, match="--conv-backend must be one of"):
         EvalConfig(conv_backend="mkl")
+
+
+def test_the_environment_sets_the_default_backend(monkeypatch):
+    monkeypatch.setenv(cb.ENV_VAR, "onednn")
+    assert _parser("evaluate").parse_args([]).conv_backend == "onednn" == EvalConfig().conv_backend
+    assert _parser("evaluate").parse_args(["--conv-backend", "native"]).conv_backend == "native"   # the flag wins
+    monkeypatch.setenv(cb.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="UNLEARNING_CONV_BACKEND must be one of auto, onednn, native"):
+        EvalConfig()
 
 
 def test_the_backend_is_in_the_cache_keys(cache_dir, original):
