@@ -5,7 +5,7 @@ teacher = a frozen copy. Each epoch: while ``epoch < max_epochs``, a pass of *ma
 minimising −KL(teacher ‖ student); then a pass of *min-steps* over retain minimising CE + 0.5·KL(teacher ‖
 student); temperature 2 for both KL terms. One SGD optimiser throughout: lr 5e-4, momentum 0.9, weight decay
 5e-4, constant. Epoch counts are not in our sources; we use 5 epochs with max-steps in the first 2 (the
-paper's CIFAR-10 runs use a few of each). The CT team (#6) reported SCRUB did not work on the faces data.
+paper's CIFAR-10 runs use a few of each). The CT team (private rank 6) reported SCRUB did not work on the faces data.
 
 Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
 digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
