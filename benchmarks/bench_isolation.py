@@ -5,7 +5,7 @@ itself), in one invocation, alternating, with the same workers and threads.
 
 Prints each variant's wall time (worker start-up included), the CPU time its processes used (user + system,
 every worker and call process), the mean time of one call as each measures it, and the ratios isolated /
-previous (issue #20's target for the wall time: <= 1.15), after checking both give the same figures. On a
+previous (the target for the wall time: <= 1.15), after checking both give the same figures. On a
 shared machine the wall time moves with the load; the CPU time much less.
 
     python benchmarks/bench_isolation.py [--num-models 512] [--workers 2] [--repeats 1] [--submission baseline]

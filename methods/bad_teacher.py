@@ -1,6 +1,6 @@
 """Bad teacher -- Chundawat et al., "Can Bad Teaching Induce Forgetting?" (AAAI 2023).
 
-Source: ``shared/REFERENCE_METHODS.md`` (classic methods): the student (the original model) is
+Source: Chundawat et al., "Can bad teaching induce forgetting?", AAAI 2023: the student (the original model) is
 distilled towards the original (a frozen copy, the competent teacher) on retain and towards a randomly
 initialised copy (the incompetent teacher; default initialisation from torch's generator) on forget:
 loss = KL(competent ‖ student) on a retain batch + KL(incompetent ‖ student) on a forget batch,
@@ -15,8 +15,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | epochs (retain) | 1 | 2/3 (the same fraction of a retrain) |
 | lr (Adam) | 1e-4 | see below |
 
-Tuning (digits): published lr kept (final score 0.0234 on the seed-1 oracle set A, N = 16, ``--seed
-1``); the search at ×10 / ×100 was started but not finished for lack of CPU time.
+Digits learning rates: as published. The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """CT -- toshi_k & marvelworld, private leaderboard #6 (private score 0.0785).
 
-Source: the team's write-up, as summarised in ``shared/REFERENCE_METHODS.md``. Their submission was
-an ensemble over the 512 runs of two methods (246 runs of A, 266 of B):
+Source: the team's Kaggle write-up
+(https://www.kaggle.com/competitions/neurips-2023-machine-unlearning/discussion/458531); DeepUnlearn (Cadet et
+al., arXiv:2410.01276). Their submission was an ensemble over the 512 runs of two methods (246 runs of A, 266
+of B):
 
 - **A** -- swap the height and width axes of every conv kernel (``w.transpose(2, 3)``), then
   fine-tune on retain with cross-entropy: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, cosine per
@@ -24,12 +26,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 |---|---|---|
 | epochs | 3 | 2 (the same fraction of a retrain) |
 | lr | 1e-3 | tuned, see below |
-Tuning (digits): learning rates as published left the model broken (retain accuracy 0.47: the kernel
-swap needs a larger step to be re-learnt in 2 epochs); the search scaled all of the method's learning
-rates together, N = 16 runs per value scored against the cached seed-1 oracle set A (``--seed 1``,
-never the leaderboard's seed 0): ×1 0.0008 (final score), ×3 0.0050, ×10 0.0091, ×30 0.0137. Chosen: ×30 (lr 0.03).
-
-The score still rose at ×30; ×100 was not tried for lack of CPU time.
+Digits learning rates: ×30 the published ones (lr 0.03). The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

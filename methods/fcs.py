@@ -1,6 +1,8 @@
 """FCS -- fanchuan's method, private leaderboard #2 of the NeurIPS 2023 Machine Unlearning Challenge.
 
-Source: the team's Kaggle write-up and notebook, as summarised in ``shared/REFERENCE_METHODS.md``.
+Source: fanchuan's Kaggle write-up and notebook
+(https://www.kaggle.com/competitions/neurips-2023-machine-unlearning/discussion/458721); DeepUnlearn (Cadet et
+al., arXiv:2410.01276).
 
 1. One pass over the forget set minimising KL(softmax(z) || uniform); SGD lr 5e-3, momentum 0.9.
 2. ``rounds`` rounds, each: a *forget round* -- every forget batch paired with a retain batch (256,
@@ -22,9 +24,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | retain epochs per round | 1 | 2/3 (8 epochs → 5⅓, the same fraction of a retrain) |
 | learning rates | 5e-3 / 3e-4 / 4e-3 | as published |
 
-Tuning (digits): none needed -- the published learning rates change the model. A check on the seed-1
-oracle set A (``--seed 1``, N = 16): all learning rates ×1 final score 0.0137, ×3 0.0046; kept as
-published.
+Digits learning rates: as published. The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

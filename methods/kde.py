@@ -1,6 +1,6 @@
 """KDE -- "Algorithmic Amnesiacs", private leaderboard #7 (private score 0.0783).
 
-Source: the team's write-up, as summarised in ``shared/REFERENCE_METHODS.md``.
+Source: DeepUnlearn (Cadet et al., arXiv:2410.01276, github.com/xcadet/deepunlearn).
 
 1. Reset ``conv1`` and ``fc`` to their default initialisation.
 2. Warm-up: KL distillation of the original model (a frozen copy) on the *validation* set, temperature
@@ -17,12 +17,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | warm-up epochs (validation) | 3 | 2 (the same fraction of a retrain) |
 | retain epochs | 3 | 2 |
 | learning rates | 9e-4, 1e-3 | tuned, see below |
-Tuning (digits): learning rates as published left the model broken (retain accuracy 0.29 after
-resetting conv1 and fc); the search scaled all of the method's learning rates together, N = 16 runs
-per value scored against the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed
-0): ×1 0.0002, ×3 0.0010, ×10 0.0038, ×30 0.0148. Chosen: ×30 (warm-up lr 0.027, retain lr 0.03).
-
-The score still rose at ×30; ×100 was not tried for lack of CPU time.
+Digits learning rates: ×30 the published ones (warm-up lr 0.027, retain lr 0.03). The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

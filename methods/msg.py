@@ -1,7 +1,8 @@
 """MSG -- Kookmin University (Lee, Bae, Kim), private leaderboard #3.
 
-Source: the team's write-up and DeepUnlearn's description, as summarised in
-``shared/REFERENCE_METHODS.md``.
+Source: the Kookmin team's Kaggle write-up
+(https://www.kaggle.com/competitions/neurips-2023-machine-unlearning/discussion/459200); DeepUnlearn (Cadet et
+al., arXiv:2410.01276).
 
 1. Gradient saliency: g = ∇CE(a retain sample as large as the forget set) − ∇CE(forget set), on the
    original model. The retain sample is the first batches of this run's retain loader, so every run
@@ -21,9 +22,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | epochs | 5 | 3⅓ (the same fraction of a retrain) |
 | learning rates | 3.3e-4 → 1e-3 → 3.3e-4 | as published |
 
-Tuning (digits): published learning rates kept. On digits they leave forget examples about as
-confidently known as the original does (see tests/test_methods.py); a seed-1 search at ×10 was started
-but not finished for lack of CPU time.
+Digits learning rates: as published. The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

