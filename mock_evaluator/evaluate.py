@@ -23,15 +23,15 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
-from unlearning_mock.mock_evaluator.engine.executors import (JOB_THREADS, check_executor, default_workers, job_threads,
-                                                            make_executor)
+from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
-from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.engine.figures import model_figures, stack_figures
 from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
+from unlearning_mock.mock_evaluator.engine.threads import JOB_THREADS, job_threads
 from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
 from unlearning_mock.starter_kit.batch_format import check_format
@@ -434,7 +434,7 @@ class Evaluation:
 
     def _checkpoint_runs(self, method: Method) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
-        from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure
+        from unlearning_mock.mock_evaluator.engine.figures import ModelFailure
 
         figures = []
         for index, state in enumerate(tqdm(self._zip_states, desc=f"{method.name}: scoring checkpoints", unit="model",

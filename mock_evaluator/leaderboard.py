@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
-from unlearning_mock.mock_evaluator.scoring.figures import stack_figures
+from unlearning_mock.mock_evaluator.engine.figures import stack_figures
 from unlearning_mock.mock_evaluator.method import BASELINE, Method, method_from_spec
 from unlearning_mock.mock_evaluator.reports.report import DIAGNOSTICS, ORACLE, ORIGINAL, _jsonable
 from unlearning_mock.mock_evaluator.reports.roc import plot_roc
