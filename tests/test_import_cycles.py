@@ -1,5 +1,5 @@
-"""How the project's modules import each other: no circles, the engine never imports the scoring, and no test
-module imports another test module.
+"""How the project's modules import each other: no circles, the engine never imports the scoring, no module takes
+a private name (``_x``) from another, and no test module imports another test module.
 
 Read from the sources (every ``from unlearning_mock.X import ...`` / ``import unlearning_mock.X``, also those
 inside functions) of every project package (:data:`~mock_evaluator.sources.PROJECT_PACKAGES`: the starter kit,
@@ -112,6 +112,17 @@ def test_the_engine_does_not_import_the_scoring():
     reaching = {module: sorted(t for t in reachable(graph, module) if t.startswith(SCORING + "."))
                 for module in engine}
     assert {module: found for module, found in reaching.items() if found} == {}
+
+
+def test_no_project_module_imports_a_private_name():
+    private = []
+    for folder in PROJECT_PACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            private += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                        for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+                        and (node.module or "").startswith("unlearning_mock")
+                        for alias in node.names if alias.name.startswith("_")]
+    assert private == []
 
 
 def test_the_import_checker_of_the_tests_sees_a_test_module(tmp_path):

@@ -14,9 +14,10 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-def evaluation_on(executor, cache_dir, num_models: int, **settings) -> Evaluation:
-    """A quiet digits evaluation of ``num_models`` models on ``executor`` with no methods of its own (the tests
-    hand it theirs) and no kit baseline; ``settings``: more :class:`EvalConfig` fields (limits)."""
+def evaluation_on(engine, cache_dir, num_models: int, **settings) -> Evaluation:
+    """A quiet digits evaluation of ``num_models`` models on ``engine`` (an executor; None: the one that
+    ``settings`` name) with no methods of its own (the tests hand it theirs) and no kit baseline; ``settings``:
+    more :class:`EvalConfig` fields (limits, ``executor``)."""
     config = EvalConfig(dataset="digits", num_models=num_models, cache_dir=str(cache_dir), baseline=False,
                         submissions=(), progress=False, **settings)
-    return Evaluation(config, executor=executor, log=lambda *_: None)
+    return Evaluation(config, executor=engine, log=lambda *_: None)
