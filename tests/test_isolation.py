@@ -1,4 +1,4 @@
-"""Isolation (issue #20): a method cannot change another method's result nor its own measurement, each
+"""Isolation: a method cannot change another method's result nor its own measurement, each
 method's code is its own, what a call starts ends with it, and every failure is blamed on the right party
 -- under the local process pool and under Ray (skipped without Ray), on real digits runs with small N."""
 
