@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import torch
 
-from unlearning_mock.mock_evaluator.scoring.figures import model_figures
+from unlearning_mock.mock_evaluator.engine.figures import model_figures
 from unlearning_mock.starter_kit import conv_backend as cb
 from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.evaluation import EVAL_BATCH

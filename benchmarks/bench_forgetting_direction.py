@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from unlearning_mock.methods.registry import METHODS, load_method
-from unlearning_mock.mock_evaluator.scoring.metric import logit_scaled_confidence
+from unlearning_mock.mock_evaluator.engine.figures import logit_scaled_confidence
 from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
 from unlearning_mock.starter_kit.evaluation import logits_on
 from unlearning_mock.starter_kit.models import SmallResNet

@@ -31,7 +31,7 @@ from unlearning_mock.mock_evaluator.engine.limits import Limits  # noqa: E402
 from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor  # noqa: E402
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, seeds_for  # noqa: E402
 from unlearning_mock.mock_evaluator.method import method_from_spec  # noqa: E402
-from unlearning_mock.mock_evaluator.scoring.figures import stack_figures  # noqa: E402
+from unlearning_mock.mock_evaluator.engine.figures import stack_figures  # noqa: E402
 
 
 def _previous_worker() -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, EvalConfig, Evaluation, submission_entry
+from unlearning_mock.mock_evaluator.evaluate import (DEFAULT_SUBMISSION, EvalConfig, Evaluation, EvaluationOutcome,
+                                                     submission_entry)
 from unlearning_mock.mock_evaluator.reports.report import per_example_frame, summary_frame, write_outputs
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(EvalConfig)} - {"submissions"}
@@ -43,6 +44,7 @@ class EvaluationResult:
     paths: list[Path]            # every file written
     failures: dict[str, str]     # method name -> what it did wrong (those methods are not in the tables)
     results: dict                # every figure (as results.json holds them, with MethodScore objects)
+    outcome: EvaluationOutcome   # the same, typed: the scores and the figures they come from
 
     def __repr__(self) -> str:
         shown = self.summary.set_index("method")[["final_score", "forget_quality", "retain_acc", "test_acc"]]
@@ -91,11 +93,12 @@ def evaluate(*submissions, log=print, **settings) -> EvaluationResult:
     write the report under ``output_dir/run_name`` and return its tables. See the module's doc for the keywords."""
     config = _config(_submission_specs(submissions), settings)
     evaluation = Evaluation(config, log=log)
-    results = evaluation.run()
+    outcome = evaluation.run()
+    results = outcome.results()
     folder = evaluation.report_folder()
-    paths = write_outputs(results, evaluation.oracle_confidences, folder) if results["methods"] else []
+    paths = write_outputs(results, outcome.oracle_confidences, folder) if results["methods"] else []
     return EvaluationResult(summary=summary_frame(results), per_example=per_example_frame(results), folder=folder,
-                            paths=paths, failures=dict(results["failures"]), results=results)
+                            paths=paths, failures=dict(outcome.failures), results=results, outcome=outcome)
 
 
 def leaderboard(methods=None, *, bootstrap: int = 100, log=print, **settings) -> LeaderboardResult:

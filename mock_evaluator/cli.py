@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unlearning_mock.mock_evaluator.evaluate import DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.evaluate import (DEFAULT_SUBMISSION, ORACLE_CHUNK, EvalConfig, Evaluation,
+                                                     EvaluationOutcome, SubmissionError)
 from unlearning_mock.mock_evaluator.engine.executors import EXECUTORS, executors_help
 from unlearning_mock.mock_evaluator.engine.limits import MEMORY_FRACTION, parse_memory
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
@@ -205,10 +206,10 @@ def main(argv=None) -> int:
         else:
             config = _config(args, submissions=args.submissions or [[DEFAULT_SUBMISSION, {}, None]])
             evaluation = Evaluation(config)
-        results = evaluation.run()
+        outcome = evaluation.run()
     except RUN_ENDERS as error:
         return _ended(error)
-    return report_and_exit_code(results, evaluation, config)
+    return report_and_exit_code(outcome, evaluation, config)
 
 
 RUN_ENDERS = (SubmissionError, EvaluatorFailure, ValueError, FileNotFoundError, KeyboardInterrupt)
@@ -230,15 +231,16 @@ def _ended(error: BaseException) -> int:
     return EXIT_BAD_INPUT
 
 
-def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConfig) -> int:
+def report_and_exit_code(outcome: EvaluationOutcome, evaluation: Evaluation, config: EvalConfig) -> int:
     """Write the outputs, print the table; exit 2 if any asked-for method failed, else 1 if any is over
     budget (0 with --warn-only), else 0."""
+    results = outcome.results()
     for name, message in results["failures"].items():
         print(f"\nSUBMISSION ERROR: {message}", file=sys.stderr)
     folder = evaluation.report_folder()
     scored = [m for m in evaluation.methods if m.name in results["methods"]]
     if scored:
-        written = write_outputs(results, evaluation.oracle_confidences, folder)
+        written = write_outputs(results, outcome.oracle_confidences, folder)
         print()
         print(format_table(results, config.time_budget))
         print(f"\none ordinary retrain: {results['retrain_seconds']:.2f} s (timed in this run, with every worker busy; "
@@ -257,7 +259,8 @@ def report_and_exit_code(results: dict, evaluation: Evaluation, config: EvalConf
 
 
 def _leaderboard(args) -> int:
-    from unlearning_mock.mock_evaluator.leaderboard import format_leaderboard, rank_sentence, run_leaderboard
+    from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
+    from unlearning_mock.mock_evaluator.reports.leaderboard_report import format_leaderboard, rank_sentence
 
     try:
         config = _config(args, submissions=())

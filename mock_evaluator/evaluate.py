@@ -7,7 +7,9 @@ interruption loses nothing: oracle set A (the reference every method is scored a
 of one ordinary retrain (the efficiency rule's yardstick); and N unlearning runs per method. Any number
 of methods (:class:`~mock_evaluator.method.Method`) are scored against the same oracles in one run; run
 *i* of every method uses the same seed (common random numbers), so differences between methods are not
-seed noise. :meth:`Evaluation.run` does all of it and returns the results dict.
+seed noise. :meth:`Evaluation.run` does all of it and returns an :class:`EvaluationOutcome`: the scores, the
+figures they were computed from, the timings and the record of the run (:meth:`EvaluationOutcome.results`: the
+same as a dict, as ``results.json`` holds it).
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearning_mock.mock_evaluator.engine import jobs as J
-from unlearning_mock.mock_evaluator.engine.executors import (JOB_THREADS, check_executor, default_workers, job_threads,
-                                                            make_executor)
+from unlearning_mock.mock_evaluator.engine.executors import check_executor, default_workers, make_executor
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
-from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
+from unlearning_mock.mock_evaluator.engine.figures import SCALARS, ModelFailure, model_figures, stack_figures
 from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
+from unlearning_mock.mock_evaluator.engine.threads import JOB_THREADS, job_threads
 from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
 from unlearning_mock.starter_kit.batch_format import check_format
@@ -53,6 +55,10 @@ TIMED_BASELINE_CALLS = 8
 
 SMALL_N_CHUNKS = 2
 """A small N's fused jobs are cut into at least this many chunks (the CPU's default workers), whatever --workers."""
+
+
+ORACLE_REFERENCE = "oracle reference"
+"""The name exact retraining (oracle set B) is scored under, as if it were a method."""
 
 
 class SubmissionError(RuntimeError):
@@ -112,6 +118,60 @@ class EvalConfig:
         conv_backend.check_backend(self.conv_backend, conv_backend.CHOICES)
         if self.gpus_per_job < 0:
             raise ValueError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
+
+
+@dataclass
+class EvaluationOutcome:
+    """What :meth:`Evaluation.run` produced. Figures are stacked per model (a leading axis of N), as
+    :func:`~mock_evaluator.engine.figures.stack_figures` gives them."""
+
+    config: EvalConfig
+    device: str                            # the device the models ran on ("auto" resolved)
+    methods: dict[str, MethodScore]        # every method that finished its N runs, scored against oracle set A
+    oracle_reference: MethodScore          # exact retraining (oracle set B) scored like a method
+    failures: dict[str, str]               # method name -> what it did wrong (not scored)
+    run_figures: dict[str, dict]           # method name -> the figures of its N runs
+    oracle_a: dict                         # the figures of oracle set A, the reference every method is scored against
+    oracle_b: dict                         # the figures of oracle set B
+    original_figures: dict                 # the untouched original's figures (one model)
+    original_lira: dict | None             # the original as N identical copies, attacked like a method (lira_row)
+    original: dict                         # the original's accuracies, kit attack accuracy and LiRA columns
+    retrain_seconds: float                 # one ordinary retrain, the time budget's yardstick
+    timings: dict[str, float]              # seconds per phase
+    conv_backend: dict                     # the convolution backends chosen, and how
+    methods_asked: list[dict]              # every method asked for: name, kind, target, options, fingerprint, batches
+    setting: dict                          # the setting: data, recipe, model, baseline, original's path
+    versions: dict                         # python, torch, numpy, platform
+
+    @property
+    def scores(self) -> dict[str, MethodScore]:
+        """Every scored row: the methods, then the oracle reference."""
+        return {**self.methods, ORACLE_REFERENCE: self.oracle_reference}
+
+    @property
+    def oracle_confidences(self) -> np.ndarray:
+        """The reference oracles' forget-set confidences [N, M]."""
+        return self.oracle_a["forget_conf"]
+
+    def results(self) -> dict:
+        """The outcome as ``results.json`` holds it (the scores as :class:`MethodScore` objects)."""
+        cfg = self.config
+        return {
+            "config": {**asdict(cfg), "device_resolved": self.device},
+            "conv_backend": self.conv_backend,
+            "methods_asked": self.methods_asked,
+            "setting": self.setting,
+            "original": self.original,
+            "original_lira": self.original_lira,
+            "oracle": {k: float(np.mean(self.oracle_a[k])) for k in SCALARS},
+            "retrain_seconds": self.retrain_seconds,
+            "methods": self.scores,
+            "failures": self.failures,
+            "seeds": {role: [seeds_for(cfg.seed, role, cfg.num_models)[0], seeds_for(cfg.seed, role, cfg.num_models)[-1]]
+                      for role in ROLE_OFFSETS},
+            "timings_seconds": self.timings,
+            "versions": self.versions,
+        }
 
 
 def resolve_device(device: str) -> str:
@@ -222,9 +282,9 @@ class Evaluation:
             self._executor = None
 
     # -- the whole run ----------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> EvaluationOutcome:
         """Oracles, the timing retrain, every method's runs, scoring. A method that breaks the contract is
-        reported in ``results["failures"]`` (the others are still scored)."""
+        reported in the outcome's ``failures`` (the others are still scored)."""
         started = time.perf_counter()
         try:
             oracle_a = self.oracles("oracle-A")
@@ -238,21 +298,26 @@ class Evaluation:
                     failures[method.name] = str(error)
         finally:
             self.close()
-        self.run_figures, self.oracle_a, self.oracle_b = runs, oracle_a, oracle_b   # for further analysis
         t = time.perf_counter()
         scores = {}
         for method in self.methods:
             if method.name in runs:
                 scores[method.name] = score_method(method.name, runs[method.name], oracle_a, self.config.attack_models,
                                                    retrain, self.config.time_budget)
-        scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
+        oracle_reference = score_method(ORACLE_REFERENCE, oracle_b, oracle_a, self.config.attack_models)
         n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
-        self.original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
-                                      oracle_a["forget_conf"])
+        original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                 oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
-        self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
-        return self.results(scores, oracle_a, retrain, failures)
+        return EvaluationOutcome(
+            config=self.config, device=self.device, methods=scores, oracle_reference=oracle_reference,
+            failures=failures, run_figures=runs, oracle_a=oracle_a, oracle_b=oracle_b,
+            original_figures=self.original_figures, original_lira=original_lira,
+            original=self._original_record(original_lira), retrain_seconds=retrain, timings=self.timings,
+            conv_backend=self.backend_record, methods_asked=self._methods_record(), setting=self._setting_record(),
+            versions={"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                      "platform": platform.platform()})
 
     def default_run_name(self) -> str:
         cfg = self.config
@@ -435,8 +500,6 @@ class Evaluation:
 
     def _checkpoint_runs(self, method: Method) -> dict:
         """The figures of a submission.zip's checkpoints (the notebook already ran the unlearning)."""
-        from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure
-
         figures = []
         for index, state in enumerate(tqdm(self._zip_states, desc=f"{method.name}: scoring checkpoints", unit="model",
                                            total=self.config.num_models, disable=not self.config.progress)):
@@ -458,33 +521,21 @@ class Evaluation:
         return cache_hash(s.data.fingerprint(), model_key(s.make_model()), s.recipe.as_dict(), self._original_digest,
                           self.device, torch.__version__.split("+")[0], np.__version__, J.code_fingerprint(), *parts)
 
-    # -- results ----------------------------------------------------------------------------------
-    def results(self, scores: dict[str, MethodScore], oracle_a: dict, retrain_seconds: float,
-                failures: dict[str, str] | None = None) -> dict:
-        cfg = self.config
+    # -- the outcome's record ---------------------------------------------------------------------
+    def _original_record(self, original_lira: dict | None) -> dict:
+        """The untouched original's accuracies, its kit attack accuracy and its LiRA columns."""
+        figures = self.original_figures
+        return {**{k: float(figures[k]) for k in SCALARS},
+                "attack_accuracy": forget_vs_test_attack(figures["forget_loss"], figures["test_loss"]),
+                **{k: v for k, v in (original_lira or {}).items() if k not in ROW_ARRAYS}}
+
+    def _methods_record(self) -> list[dict]:
+        return [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),
+                 "fingerprint": m.fingerprint, "batches": self.setting.batch_format(m.batches)} for m in self.methods]
+
+    def _setting_record(self) -> dict:
         setting = self.setting
-        return {
-            "config": {**asdict(cfg), "device_resolved": self.device},
-            "conv_backend": self.backend_record,
-            "methods_asked": [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),
-                               "fingerprint": m.fingerprint, "batches": setting.batch_format(m.batches)}
-                              for m in self.methods],
-            "setting": {"name": setting.name, "data": setting.data.summary(), "recipe": setting.recipe.as_dict(),
-                        "model": model_key(setting.make_model()), "batch_size": setting.batch_size,
-                        "baseline": setting.baseline_name, "original": self.context.original_path,
-                        "forget_size": len(setting.data.forget_idx)},
-            "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
-                         "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
-                                                                  self.original_figures["test_loss"]),
-                         **{k: v for k, v in (self.original_lira or {}).items() if k not in ROW_ARRAYS}},
-            "original_lira": self.original_lira,
-            "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
-            "retrain_seconds": retrain_seconds,
-            "methods": scores,
-            "failures": failures or {},
-            "seeds": {role: [seeds_for(cfg.seed, role, cfg.num_models)[0], seeds_for(cfg.seed, role, cfg.num_models)[-1]]
-                      for role in ROLE_OFFSETS},
-            "timings_seconds": self.timings,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                         "platform": platform.platform()},
-        }
+        return {"name": setting.name, "data": setting.data.summary(), "recipe": setting.recipe.as_dict(),
+                "model": model_key(setting.make_model()), "batch_size": setting.batch_size,
+                "baseline": setting.baseline_name, "original": self.context.original_path,
+                "forget_size": len(setting.data.forget_idx)}

@@ -4,7 +4,8 @@ import os
 import pytest
 import torch
 
-from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS
+from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor
+from unlearning_mock.mock_evaluator.engine.threads import JOB_THREADS
 from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.data import load_digits_data, make_loaders
 from unlearning_mock.starter_kit.models import SmallResNet
@@ -83,3 +84,29 @@ def unlearning(net, retain_loader, forget_loader, validation_loader, lr=0.01):
     optimizer.step()
     return net.eval()
 '''
+
+
+# -- the engines that the isolation and Ray tests run their evaluations on -------------------------------------
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local 2-CPU Ray instance for every Ray test of the session (skipped when Ray is not installed)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    return ray
+
+
+@pytest.fixture(scope="module")
+def local_executor():
+    executor = ProcessExecutor(2)
+    yield executor
+    executor.close()
+
+
+@pytest.fixture(scope="module")
+def ray_executor(local_ray):
+    from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor
+
+    executor = RayExecutor()
+    yield executor
+    executor.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -30,6 +32,16 @@ def test_evaluate_returns_the_tables_it_writes(tmp_path, cache_dir, one_step_sou
     forget_examples = result.per_example["example"].nunique()
     assert len(result.per_example) == forget_examples * result.per_example["method"].nunique()
     assert "one_step" in repr(result)
+    # the typed outcome behind the tables: every method's figures, the oracles', and the results dict made from it
+    outcome = result.outcome
+    assert list(outcome.methods) == ["one_step", "one_step[lr=0.0]", "baseline"]
+    assert result.results["methods"] == outcome.scores and outcome.scores["oracle reference"] is outcome.oracle_reference
+    assert outcome.run_figures["one_step"]["forget_conf"].shape == outcome.oracle_confidences.shape == (N, forget_examples)
+    assert outcome.run_figures["baseline"]["retain_acc"].shape == (N,)
+    record = json.loads((result.folder / "results.json").read_text())
+    assert record["retrain_seconds"] == outcome.retrain_seconds and record["failures"] == outcome.failures == {}
+    assert record["oracle"]["retain_acc"] == pytest.approx(outcome.oracle_a["retain_acc"].mean())
+    assert record["methods"]["oracle reference"]["final_score"] == pytest.approx(outcome.oracle_reference.final_score)
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path):

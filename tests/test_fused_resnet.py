@@ -25,7 +25,7 @@ import torch
 import torchvision
 from torch import nn
 
-from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
+from unlearning_mock.mock_evaluator.engine.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.starter_kit.cifar10 import fake_cifar10_images, load_cifar10_data, write_fake_cifar10
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits, resnet18, split_fused_state
 from unlearning_mock.starter_kit.training import Recipe, auto_oracle_chunk, is_fusable, train_in_place

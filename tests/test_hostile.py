@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from testing_helpers import evaluation_on
 
 from unlearning_mock.mock_evaluator.cli import main
-from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError, seeds_for
-from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor
+from unlearning_mock.mock_evaluator.evaluate import SubmissionError, seeds_for
 from unlearning_mock.mock_evaluator.method import method_from_spec
 
 pytestmark = pytest.mark.isolation
@@ -52,38 +52,6 @@ def hostile_submission(folder: Path, action: str, name: str) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def local_ray():
-    """One local 2-CPU Ray instance for every Ray test of the session (skipped when Ray is not installed)."""
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
-    return ray
-
-
-def evaluation_on(executor, cache_dir, run_timeout: float) -> Evaluation:
-    """An evaluation of N models on ``executor`` with no methods of its own (the tests hand it theirs)."""
-    config = EvalConfig(dataset="digits", num_models=N, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
-                        run_timeout=run_timeout)
-    return Evaluation(config, executor=executor, log=lambda *_: None)
-
-
-@pytest.fixture(scope="module")
-def local_executor():
-    executor = ProcessExecutor(2)
-    yield executor
-    executor.close()
-
-
-@pytest.fixture(scope="module")
-def ray_executor(local_ray):
-    from unlearning_mock.mock_evaluator.engine.ray_engine import RayExecutor
-
-    executor = RayExecutor()
-    yield executor
-    executor.close()
-
-
 def saved_models(evaluation, method) -> set[int]:
     folders = [p for p in (evaluation.cache / "runs").glob(f"digits-{method.slug}-*")]
     return {int(f.stem.split("-")[1]) for folder in folders for f in folder.glob("model-*.npz")}
@@ -94,7 +62,7 @@ def saved_models(evaluation, method) -> set[int]:
 def test_hostile_submission_is_named_and_finished_models_kept(tmp_path, cache_dir, original, request, engine, kind):
     action, expected = HOSTILE[kind]
     limit = TIMEOUTS[engine]
-    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, limit)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, N, run_timeout=limit)
     method = method_from_spec(hostile_submission(tmp_path, action, f"{kind}_{engine}"))
     started = time.perf_counter()
     with pytest.raises(SubmissionError) as caught:
@@ -137,7 +105,11 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_cache_consistent(tmp_path, cache
         while not (marker.exists() and marker.read_text()) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert marker.exists(), f"model 3 never started: {process.poll()}"
-        time.sleep(0.5)  # let the other worker finish a model or two
+        # the other worker goes on to model 4 while model 3 hangs: interrupt once it has saved it
+        model_4 = "runs/digits-ctrl_c-*/model-00004.npz"
+        while not list(Path(cache_dir).glob(model_4)) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(Path(cache_dir).glob(model_4)), f"model 4 was never saved: {process.poll()}"
         os.killpg(process.pid, signal.SIGINT)
         interrupted = time.monotonic()
         _, err = process.communicate(timeout=30)

@@ -1,28 +1,27 @@
-"""Isolation (issue #20): a method cannot change another method's result nor its own measurement, each
+"""Isolation: a method cannot change another method's result nor its own measurement, each
 method's code is its own, what a call starts ends with it, and every failure is blamed on the right party
 -- under the local process pool and under Ray (skipped without Ray), on real digits runs with small N."""
 
+import errno
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from test_hostile import local_executor, local_ray, ray_executor  # noqa: F401 -- shared fixtures
+from testing_helpers import evaluation_on, write
 
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.engine import jobs as J
 from unlearning_mock.mock_evaluator.engine.isolation import child_pids
 from unlearning_mock.mock_evaluator.engine.limits import parse_memory
 from unlearning_mock.mock_evaluator.engine.protocol import EVALUATOR, SUBMISSION, EvaluatorFailure
-from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, SubmissionError
+from unlearning_mock.mock_evaluator.evaluate import Evaluation, SubmissionError
 from unlearning_mock.mock_evaluator.method import method_from_spec
 from unlearning_mock.mock_evaluator.sources import PROJECT_PACKAGES, PROJECT_ROOT
 from unlearning_mock.starter_kit.models import SmallResNet
@@ -32,6 +31,7 @@ from unlearning_mock.starter_kit.training import Recipe
 pytestmark = pytest.mark.isolation
 
 N = 4
+RUN_TIMEOUT = 120.0   # seconds a call may take: these return at once, but workers start slowly on a loaded machine
 ENGINES = ["local", "ray"]
 ROOT = Path(__file__).resolve().parents[1]
 UNTOUCHED = "def unlearning(net, retain_loader, forget_loader, validation_loader):\n    {body}\n    return net\n"
@@ -40,7 +40,7 @@ BAD = {  # what each method does to its process; it returns the weights untouche
     "zero-loss": "torch.nn.functional.cross_entropy = lambda *a, **k: torch.zeros((), requires_grad=True)",
     "float64": "torch.set_default_dtype(torch.float64)",
     "noisy-hook": "net.register_forward_hook(lambda module, inputs, out: out + 3 * torch.randn_like(out))",
-    "noisy-metric": "import unlearning_mock.mock_evaluator.scoring.metric as M\n"
+    "noisy-metric": "import unlearning_mock.mock_evaluator.engine.figures as M\n"
                     "    M.logit_scaled_confidence = lambda logits, targets: np.random.randn(len(targets))",
     "soft-softmax": "torch.log_softmax = lambda x, dim=-1, **k: torch.zeros_like(x)\n"
                     "    torch.nn.functional.softmax = lambda x, dim=-1, **k: torch.full_like(x, 0.1)\n"
@@ -48,21 +48,8 @@ BAD = {  # what each method does to its process; it returns the weights untouche
 }
 
 
-def write(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return str(path)
-
-
 def untouched(path: Path, body: str = "pass") -> str:
     return write(path, "import numpy as np\nimport torch\n\n" + UNTOUCHED.format(body=body))
-
-
-def evaluation_on(executor, cache_dir, num_models: int = N, **limits) -> Evaluation:
-    """An evaluation of N models on ``executor`` with no methods of its own (the tests hand it theirs)."""
-    config = EvalConfig(dataset="digits", num_models=num_models, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
-                        run_timeout=120.0, **limits)
-    return Evaluation(config, executor=executor, log=lambda *_: None)
 
 
 def fresh_runs(evaluation, method) -> dict:
@@ -80,7 +67,7 @@ def assert_figures_of_the_original(figures: dict, original: dict) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_no_method_changes_another_result_or_its_own_measurement(tmp_path, cache_dir, original, request, engine):
-    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, N, run_timeout=RUN_TIMEOUT)
     baseline = method_from_spec("baseline", baseline_function=evaluation.setting.baseline)
     before = fresh_runs(evaluation, baseline)
     for name, body in BAD.items():
@@ -96,7 +83,7 @@ def test_no_method_changes_another_result_or_its_own_measurement(tmp_path, cache
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_two_folders_each_with_its_own_helpers(tmp_path, cache_dir, original, request, engine):
-    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, N, run_timeout=RUN_TIMEOUT)
     scaled = {}
     for folder, scale in (("b", 0.0), ("a", 1.0)):  # b's helper is loaded first
         write(tmp_path / folder / "helpers.py", f"SCALE = {scale}\n")
@@ -113,7 +100,7 @@ def test_two_folders_each_with_its_own_helpers(tmp_path, cache_dir, original, re
     assert np.all(scaled["b"] < 0.5)  # b's: fc zeroed, one class for every input
 
 
-def test_a_call_is_timed_and_limited_from_its_module_load(tmp_path, cache_dir, original, local_executor):  # noqa: F811
+def test_a_call_is_timed_and_limited_from_its_module_load(tmp_path, cache_dir, original, local_executor):
     """Top-level code counts as the call (it runs after the clock starts, in the call's child process);
     the driver never runs it; the children get the job's threads."""
     marker = tmp_path / "pids"
@@ -126,7 +113,7 @@ def test_a_call_is_timed_and_limited_from_its_module_load(tmp_path, cache_dir, o
         def unlearning(net, retain_loader, forget_loader, validation_loader):
             return net
     """)
-    evaluation = evaluation_on(local_executor, cache_dir)
+    evaluation = evaluation_on(local_executor, cache_dir, N, run_timeout=RUN_TIMEOUT)
     runs = fresh_runs(evaluation, method_from_spec(path))
     assert np.all(runs["seconds"] >= 0.5)
     loaded = [line.split() for line in marker.read_text().splitlines()]
@@ -137,13 +124,19 @@ def test_a_call_is_timed_and_limited_from_its_module_load(tmp_path, cache_dir, o
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_what_a_call_starts_ends_with_it(tmp_path, cache_dir, original, request, engine):
-    """Processes in its group, in a session of their own, orphaned by a shell; a thread that would write later;
-    and DataLoader workers (the worker is not daemonic, so they can start)."""
-    pids, late = tmp_path / "pids", tmp_path / "late"
+    """Processes in its group, in a session of their own, orphaned by a shell; a thread that holds a pipe open
+    and would run on; and DataLoader workers (the worker is not daemonic, so they can start)."""
+    pids, held, ready = tmp_path / "pids", tmp_path / "held", tmp_path / "ready"
+    os.mkfifo(held)
     path = write(tmp_path / "leaves_things_behind.py", f"""
-        import subprocess, threading, time
+        import os, subprocess, threading, time
         import torch
         from torch.utils.data import DataLoader
+
+        def hold_the_pipe(opened):
+            os.open({str(held)!r}, os.O_RDONLY | os.O_NONBLOCK)
+            opened.set()
+            time.sleep(600)
 
         def unlearning(net, retain_loader, forget_loader, validation_loader):
             seen = sum(len(x) for x, _ in DataLoader(retain_loader.dataset, batch_size=256, num_workers=2))
@@ -151,23 +144,54 @@ def test_what_a_call_starts_ends_with_it(tmp_path, cache_dir, original, request,
             started = [subprocess.Popen(["sleep", "300"]), subprocess.Popen(["sleep", "301"], start_new_session=True)]
             subprocess.run(["sh", "-c", "sleep 302 & echo $! > {pids}.orphan"], start_new_session=True)
             open({str(pids)!r}, "a").write("".join(f"{{p.pid}}\\n" for p in started))
-            threading.Thread(target=lambda: (time.sleep(2), open({str(late)!r}, "a").write("x"))).start()
+            opened = threading.Event()
+            threading.Thread(target=hold_the_pipe, args=(opened,)).start()
+            assert opened.wait(60), "the thread never opened the pipe"
+            open({str(ready)!r}, "a").write("x")
             return net
     """)
-    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2, run_timeout=RUN_TIMEOUT)
     assert len(fresh_runs(evaluation, method_from_spec(path))["seconds"]) == 2
+    assert ready.read_text() == "xx"   # each call's thread held the pipe's reading end when its call returned
     left = [int(p) for p in pids.read_text().split()] + [int(p) for p in Path(f"{pids}.orphan").read_text().split()]
     assert len(left) == 2 * 2 + 1  # the orphan file holds the last call's
-    time.sleep(2.5)
-    assert not late.exists()
+    assert eventually(lambda: not has_reader(held)), "a call's thread still holds the pipe open"
     for pid in left:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+        assert eventually(lambda: not alive(pid)), f"process {pid} that a call started is still running"
+
+
+def has_reader(fifo: Path) -> bool:
+    """Whether some process holds ``fifo``'s reading end (a non-blocking open for writing fails with ENXIO if none)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            return False
+        raise
+    return True
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def eventually(condition, seconds: float = 30.0) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (checked at once, then every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_memory_bomb_is_named_and_the_others_are_scored(tmp_path, cache_dir, original, request, engine):
-    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2, run_memory=10**9)
+    evaluation = evaluation_on(request.getfixturevalue(f"{engine}_executor"), cache_dir, 2, run_timeout=RUN_TIMEOUT, run_memory=10**9)
     bomb = method_from_spec(untouched(tmp_path / "bomb.py", "kept = [torch.ones(2**25) for _ in range(10**4)]"))
     with pytest.raises(SubmissionError) as caught:
         fresh_runs(evaluation, bomb)
@@ -188,9 +212,7 @@ def test_run_memory_takes_a_unit():
 @pytest.fixture
 def inline(cache_dir, original):
     """An evaluation on the in-process executor (its phases called one by one: no oracles are trained)."""
-    config = EvalConfig(dataset="digits", num_models=2, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False,
-                        run_timeout=60.0, executor="inline", oracle_chunk=3)
-    return Evaluation(config, log=lambda *_: None)
+    return evaluation_on(None, cache_dir, 2, run_timeout=60.0, executor="inline", oracle_chunk=3)
 
 
 @pytest.mark.parametrize("broken", ["figures", "oracles", "timing"])
@@ -280,12 +302,11 @@ def _command(tmp_path, cache_dir, *extra, mode: tuple = ()) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def cached_oracles(cache_dir, original, local_executor):  # noqa: F811
+def cached_oracles(cache_dir, original, local_executor):
     """Oracle sets A and B in the cache for a command run with these arguments, so that it starts with the timing
     retrain: the session's N = 8, seed 0 sets (those of tests/test_evaluator.py and tests/test_api.py: already
     there in a whole run; trained here, in the module's workers, when this module runs alone)."""
-    config = EvalConfig(dataset="digits", num_models=8, cache_dir=str(cache_dir), baseline=False, submissions=(), progress=False)
-    evaluation = Evaluation(config, executor=local_executor, log=lambda *_: None)
+    evaluation = evaluation_on(local_executor, cache_dir, 8)
     evaluation.oracles("oracle-A"), evaluation.oracles("oracle-B")
     return ["--num-models", "8"]
 
@@ -388,7 +409,7 @@ def test_editing_the_evaluators_figure_code_changes_the_cache_key(tmp_path):
     report = copy / "mock_evaluator" / "reports" / "report.py"
     report.write_text(report.read_text() + "\n# an unrelated edit\n")
     assert J.code_fingerprint.__wrapped__(copy) == same
-    for edited in ("mock_evaluator/scoring/figures.py", "starter_kit/data.py", "starter_kit/training.py"):
+    for edited in ("mock_evaluator/engine/figures.py", "starter_kit/data.py", "starter_kit/training.py"):
         target = copy / edited
         text = target.read_text()
         target.write_text(text + "\n# a fix\n")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from unlearning_mock.mock_evaluator.cli import main
-from unlearning_mock.mock_evaluator.leaderboard import markdown_table
+from unlearning_mock.mock_evaluator.reports.leaderboard_report import markdown_table
 from unlearning_mock.mock_evaluator.scoring.lira import draw_within_folds, fold_labels
 from unlearning_mock.mock_evaluator.scoring.uncertainty import (bootstrap_lira, bootstrap_scores, interval, rank_agreement,
                                                                 separated)

@@ -2,11 +2,11 @@
 random numbers, validation, exit codes (real digits data, N = 8)."""
 
 import json
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from testing_helpers import write
 
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.method import method_from_spec, parse_option
@@ -21,12 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(out, cache_dir, *extra, name="run"):
     return main(["--dataset", "digits", "--num-models", str(N), "--cache-dir", str(cache_dir), "--output-dir", str(out), "--run-name", name,
                  "--quiet", "--workers", "1", "--attack-models", "2", "--no-baseline", "--warn-only", *extra])
-
-
-def write(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return str(path)
 
 
 # A submission that logs every call (its seed and options) to a file and imports a helper of its own folder.

@@ -19,8 +19,6 @@ import pytest
 
 pytest.importorskip("ray")
 
-from test_hostile import local_ray  # noqa: E402,F401 -- the one Ray instance of the session
-
 from unlearning_mock.mock_evaluator.cli import main  # noqa: E402
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, seeds_for  # noqa: E402
 from unlearning_mock.mock_evaluator.engine.local import ProcessExecutor  # noqa: E402

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-
-import torch
 
 from unlearning_mock.mock_evaluator.engine.protocol import Executor
+from unlearning_mock.mock_evaluator.engine.threads import JOB_THREADS
 
 EXECUTORS = {
     "local": "spawned worker processes (a submission that hangs, exits or crashes cannot take the evaluator with it)",
@@ -20,25 +18,6 @@ EXECUTORS = {
 def executors_help() -> str:
     """``name: what`` for every engine, for ``--help``."""
     return "; ".join(f"{name}: {what}" for name, what in EXECUTORS.items())
-
-
-# Torch threads of each job on this machine's engines. One, whatever the cores and workers: the jobs are small
-# models bound by Python overhead, where a second thread costs more than it buys (a digits epoch: 0.14 s at one
-# thread, 0.18 s at two, idle) and, on a loaded machine, spins at OpenMP barriers (50-120x slower; RESULTS.md,
-# "Two torch threads per job"). ``--workers 1`` gave its jobs both cores before 2026-12-05.
-JOB_THREADS = 1
-
-
-@contextmanager
-def job_threads():
-    """This process trains at :data:`JOB_THREADS` torch threads inside the block (as every job does), at its own count
-    after it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(JOB_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def check_executor(kind: str) -> None:

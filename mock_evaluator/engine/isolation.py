@@ -45,7 +45,7 @@ except ImportError:  # not a Unix: no memory limit
     resource = None
 
 from unlearning_mock.mock_evaluator.engine.limits import Limits
-from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure
+from unlearning_mock.mock_evaluator.engine.figures import ModelFailure
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 MESSAGE_LIMIT = 1 << 20     # bytes of one JSON line from an untrusted child

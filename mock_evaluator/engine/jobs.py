@@ -36,7 +36,7 @@ from unlearning_mock.mock_evaluator.engine.limits import Limits, format_bytes
 from unlearning_mock.mock_evaluator.engine.protocol import (EVALUATOR, SUBMISSION, JobResult, death_cause, failed,
                                                             timeout_cause)
 from unlearning_mock.mock_evaluator.method import Method, call_keywords, check_options, load_function
-from unlearning_mock.mock_evaluator.scoring.figures import ModelFailure, figures_of_models, model_figures
+from unlearning_mock.mock_evaluator.engine.figures import ModelFailure, figures_of_models, model_figures
 from unlearning_mock.mock_evaluator.sources import PROJECT_ROOT, import_closure
 from unlearning_mock.starter_kit import conv_backend
 from unlearning_mock.starter_kit.batch_format import KAGGLE, failure_hint
@@ -136,7 +136,7 @@ class RetrainTimingJob:
 
 # -- what the evaluator's results depend on ------------------------------------------------------------
 CODE_ENTRIES = ("mock_evaluator/engine/jobs.py",)
-"""The job code: with everything it imports from the project (figures, metric, seeding, loaders, training,
+"""The job code: with everything it imports from the project (figures, seeding, loaders, training,
 models, settings, isolation) it is what :func:`code_fingerprint` hashes."""
 
 
@@ -359,7 +359,7 @@ def _score(job: UnlearningJob, weights: dict, seconds: float, isolated: bool) ->
 
 
 def weights_figures(context: Context, weights: dict) -> dict:
-    """:func:`~mock_evaluator.scoring.figures.model_figures` of a fresh model holding ``weights``."""
+    """:func:`~mock_evaluator.engine.figures.model_figures` of a fresh model holding ``weights``."""
     setting = _setting(context)
     model = setting.make_model()
     model.load_state_dict(weights)

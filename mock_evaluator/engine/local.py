@@ -20,9 +20,9 @@ import weakref
 from multiprocessing.connection import wait as wait_for
 from typing import Iterable, Iterator
 
-from unlearning_mock.mock_evaluator.engine.executors import JOB_THREADS, job_threads
 from unlearning_mock.mock_evaluator.engine.jobs import run_job, run_job_here
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure, JobResult, worker_died
+from unlearning_mock.mock_evaluator.engine.threads import JOB_THREADS, job_threads
 from unlearning_mock.mock_evaluator.engine.worker import start_worker
 from unlearning_mock.starter_kit import conv_backend
 

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
-from unlearning_mock.mock_evaluator.scoring.figures import stack_figures
+from unlearning_mock.mock_evaluator.engine.figures import stack_figures
 
 SUBMISSION, EVALUATOR = "submission", "evaluator"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unlearning_mock.mock_evaluator.reports.json_record import jsonable
 from unlearning_mock.mock_evaluator.reports.roc import plot_roc
 from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, ROC_GRID, ROW_ARRAYS
 from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
@@ -42,22 +43,6 @@ def per_example_frame(results: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "summary") and callable(value.summary):
-        return _jsonable(value.summary())
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def write_outputs(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[Path]:
     """Write every file of the report into ``folder``; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,13 +50,13 @@ def write_outputs(results: dict, oracle_confidences: np.ndarray, folder: Path) -
     summary = summary_frame(results)
     summary.to_csv(folder / "summary.csv", index=False)
     per_example_frame(results).to_csv(folder / "per_example.csv", index=False)
-    record = _jsonable({k: v for k, v in results.items() if k != "methods"})
-    record["methods"] = {name: {**_jsonable(s.summary()),
-                                "epsilons": _jsonable(s.epsilons), "points": _jsonable(s.points),
-                                "time_fractions": _jsonable(s.time_fractions),
-                                **{k: _jsonable(s.lira[k]) for k in ROW_ARRAYS if s.lira}}
+    record = jsonable({k: v for k, v in results.items() if k != "methods"})
+    record["methods"] = {name: {**jsonable(s.summary()),
+                                "epsilons": jsonable(s.epsilons), "points": jsonable(s.points),
+                                "time_fractions": jsonable(s.time_fractions),
+                                **{k: jsonable(s.lira[k]) for k in ROW_ARRAYS if s.lira}}
                          for name, s in results["methods"].items()}
-    record["lira_roc_fpr"] = _jsonable(ROC_GRID)    # the FPRs of every lira_roc_tpr
+    record["lira_roc_fpr"] = jsonable(ROC_GRID)    # the FPRs of every lira_roc_tpr
     (folder / "results.json").write_text(json.dumps(record, indent=2))
     written += [folder / "summary.csv", folder / "per_example.csv", folder / "results.json"]
     written += _plots(results, oracle_confidences, folder)

@@ -3,9 +3,10 @@
 The challenge scored an unlearning algorithm by running it N times (N "unlearned"
 models) and comparing those models with N models retrained from scratch without
 the forget set.  For every forget example each model yields one *logit-scaled
-confidence* (:func:`logit_scaled_confidence`); an example is well forgotten when
-no simple decision rule applied to that single number can tell the two groups of
-models apart.
+confidence* (:func:`mock_evaluator.engine.figures.logit_scaled_confidence`, measured
+with the model's other figures); an example is well forgotten when no simple
+decision rule applied to that single number can tell the two groups of models
+apart.
 
 Per forget example (:func:`per_example_epsilons`):
 
@@ -79,7 +80,6 @@ __all__ = [
     "bucket_points",
     "final_score",
     "forget_quality",
-    "logit_scaled_confidence",
     "num_buckets",
     "per_example_epsilons",
 ]
@@ -91,7 +91,6 @@ GRID_DENSITY = 100  # thresholds per unit of confidence
 INTERVAL_BUFFER = 2.0
 NUM_LEFT_ENDS = 400
 BUCKET_WIDTH = 0.5
-LOG_OFFSET = 1e-45
 
 #: Values of the ``family`` detail returned by :func:`per_example_epsilons`:
 #: ``peaky`` - the peaky guard fired (epsilon 50); ``constant`` - both sides are
@@ -101,45 +100,6 @@ FAMILIES = ("peaky", "constant", "single", "interval", "none")
 
 
 # --------------------------------------------------------------------------- API
-
-
-def logit_scaled_confidence(logits, targets) -> np.ndarray:
-    """Logit-scaled confidence of each example in its target class.
-
-    ``logits`` is ``[M, C]`` (any real dtype), ``targets`` ``[M]`` integers in
-    ``[0, C)``.  Computed in float64: each row's max is subtracted, a softmax is
-    taken, ``p`` = probability of the target class and ``q`` = the sum of the
-    *other* probabilities (not ``1 - p``, which loses all precision when ``p`` is
-    close to 1).  Returns ``log(p + 1e-45) - log(q + 1e-45)`` as a float64 ``[M]``.
-    """
-    logits = np.asarray(logits)
-    targets = np.asarray(targets)
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be a 2-D array [examples, classes]; got shape {logits.shape}")
-    if logits.dtype.kind not in "iuf":
-        raise ValueError(f"logits must hold real numbers; got dtype {logits.dtype}")
-    if targets.ndim != 1:
-        raise ValueError(f"targets must be a 1-D array [examples]; got shape {targets.shape}")
-    if targets.dtype.kind not in "iu":
-        raise ValueError(f"targets must be integers; got dtype {targets.dtype}")
-    num_examples, num_classes = logits.shape
-    if targets.shape[0] != num_examples:
-        raise ValueError(f"logits have {num_examples} rows but targets has {targets.shape[0]} entries")
-    if num_classes == 0:
-        raise ValueError("logits must have at least one class")
-    if num_examples and (targets.min() < 0 or targets.max() >= num_classes):
-        raise ValueError(f"targets must lie in [0, {num_classes}); got values in [{targets.min()}, {targets.max()}]")
-    z = logits.astype(np.float64)
-    if not np.isfinite(z).all():
-        raise ValueError("logits contain NaN or inf")
-    z -= z.max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
-    rows = np.arange(num_examples)
-    p = probs[rows, targets]
-    probs[rows, targets] = 0.0
-    q = probs.sum(axis=1)
-    return np.log(p + LOG_OFFSET) - np.log(q + LOG_OFFSET)
 
 
 def per_example_epsilons(unlearned_confs, retrained_confs, delta: float = DEFAULT_DELTA,

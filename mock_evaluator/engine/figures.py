@@ -1,6 +1,8 @@
 """What the evaluator keeps of each model: confidences on the forget set, losses and accuracies.
 
-:func:`model_figures` measures one model; :func:`figures_of_models` measures many at once by fusing
+Measuring a model is a job's work (the engine's jobs measure every model they train or get back); scoring
+reads only the stacked figures (:func:`stack_figures`). The forget set's confidence is the challenge's
+logit-scaled confidence (:func:`logit_scaled_confidence`). :func:`model_figures` measures one model; :func:`figures_of_models` measures many at once by fusing
 those that can be fused (:func:`starter_kit.models.fusable_arch`: SmallResNet, torchvision's resnet18)
 into one grouped module in eval mode -- the same float32 logits up to rounding (grouped and ordinary
 convolutions sum in different orders: ~1e-6 relative), the same figures.
@@ -12,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearning_mock.mock_evaluator.scoring.metric import logit_scaled_confidence
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.evaluation import logits_on, per_example_losses
 from unlearning_mock.starter_kit.models import fusable_arch, fused_model, grouped_logits
@@ -21,10 +22,50 @@ SCALARS = ("retain_acc", "forget_acc", "test_acc", "val_acc")
 ARRAYS = ("forget_conf", "forget_loss", "test_loss")
 FIGURES_GROUP = 32
 """Models fused per inference pass in :func:`figures_of_models` (32 ResNet-18s: 1.4 GB of weights)."""
+LOG_OFFSET = 1e-45
 
 
 class ModelFailure(RuntimeError):
     """A model (usually a submission's output) that cannot be scored; the message says why."""
+
+
+def logit_scaled_confidence(logits, targets) -> np.ndarray:
+    """Logit-scaled confidence of each example in its target class.
+
+    ``logits`` is ``[M, C]`` (any real dtype), ``targets`` ``[M]`` integers in
+    ``[0, C)``.  Computed in float64: each row's max is subtracted, a softmax is
+    taken, ``p`` = probability of the target class and ``q`` = the sum of the
+    *other* probabilities (not ``1 - p``, which loses all precision when ``p`` is
+    close to 1).  Returns ``log(p + 1e-45) - log(q + 1e-45)`` as a float64 ``[M]``.
+    """
+    logits = np.asarray(logits)
+    targets = np.asarray(targets)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be a 2-D array [examples, classes]; got shape {logits.shape}")
+    if logits.dtype.kind not in "iuf":
+        raise ValueError(f"logits must hold real numbers; got dtype {logits.dtype}")
+    if targets.ndim != 1:
+        raise ValueError(f"targets must be a 1-D array [examples]; got shape {targets.shape}")
+    if targets.dtype.kind not in "iu":
+        raise ValueError(f"targets must be integers; got dtype {targets.dtype}")
+    num_examples, num_classes = logits.shape
+    if targets.shape[0] != num_examples:
+        raise ValueError(f"logits have {num_examples} rows but targets has {targets.shape[0]} entries")
+    if num_classes == 0:
+        raise ValueError("logits must have at least one class")
+    if num_examples and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ValueError(f"targets must lie in [0, {num_classes}); got values in [{targets.min()}, {targets.max()}]")
+    z = logits.astype(np.float64)
+    if not np.isfinite(z).all():
+        raise ValueError("logits contain NaN or inf")
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    rows = np.arange(num_examples)
+    p = probs[rows, targets]
+    probs[rows, targets] = 0.0
+    q = probs.sum(axis=1)
+    return np.log(p + LOG_OFFSET) - np.log(q + LOG_OFFSET)
 
 
 def _parts(data: UnlearningData):
