@@ -3,7 +3,8 @@
 Subcommands: ``evaluate`` (the default: score submissions like the challenge), ``leaderboard`` (every registered
 method side by side), ``score-zip`` (a Kaggle submission.zip of checkpoints), ``package`` (the Kaggle notebook
 from a method file), ``mock-kaggle-input`` (the competition's folder layout made from digits), ``curve`` (per-step
-forget/retain accuracy of SRFL or ALIF). ``unlearning-mock SUBCOMMAND --help`` lists each one's options.
+forget/retain accuracy of SRFL or ALIF), ``methods`` (the registered methods). ``unlearning-mock SUBCOMMAND --help``
+lists each one's options.
 """
 
 from __future__ import annotations
@@ -54,13 +55,14 @@ PROG = "unlearning-mock"
 DESCRIPTIONS = {
     "evaluate": "Score unlearning functions the way the NeurIPS 2023 Machine Unlearning Challenge did: N unlearned "
                 "copies of one original model against N models retrained from scratch. Other subcommands: "
-                "leaderboard, score-zip, package, mock-kaggle-input, curve (each with --help); --version.",
+                "leaderboard, score-zip, package, mock-kaggle-input, curve, methods (each with --help); --version.",
     "score-zip": "Score a Kaggle-style submission.zip of unlearned checkpoints.",
-    "leaderboard": "Score every registered method (methods/registry.py) side by side against the same oracles, "
-                   "with bootstrap intervals and rank agreement with the challenge's private leaderboard.",
+    "leaderboard": "Score every registered method (`unlearning-mock methods` lists them) side by side against the "
+                   "same oracles, with bootstrap intervals and rank agreement with the challenge's private "
+                   "leaderboard.",
 }
 SCORING_MODES = ("evaluate", "score-zip", "leaderboard")
-TOOLS = ("package", "mock-kaggle-input", "curve")
+TOOLS = ("package", "mock-kaggle-input", "curve", "methods")
 
 
 def version() -> str:
@@ -176,8 +178,10 @@ def _run_tool(name: str, argv: list[str]) -> int:
         from unlearning_mock.mock_evaluator.kaggle.notebook import main as tool
     elif name == "mock-kaggle-input":
         from unlearning_mock.mock_evaluator.kaggle.mock_input import main as tool
+    elif name == "methods":
+        from unlearning_mock.methods.registry import main as tool
     else:
-        from unlearning_mock.mock_evaluator.reports.curve import main as tool
+        from unlearning_mock.mock_evaluator.studies.curve import main as tool
     return tool(argv, prog=f"{PROG} {name}") or 0
 
 

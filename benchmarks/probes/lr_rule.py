@@ -29,11 +29,6 @@ from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.evaluation import accuracy
 from unlearning_mock.starter_kit.original import setting_original
 from unlearning_mock.starter_kit.settings import load_setting
-from unlearning_mock.submission.alif import ALIF_LR
-from unlearning_mock.submission.unlearning import SRFL_PUBLISHED
-
-OUR_LRS = {"unlearning_mock.submission.unlearning": SRFL_PUBLISHED["lr"], "unlearning_mock.submission.alif": ALIF_LR}
-"""Our methods read their defaults themselves (no ``published`` dict): their single ``lr`` outside digits."""
 
 
 def main() -> None:
@@ -57,12 +52,8 @@ def main() -> None:
     names = args.methods.split(",") if args.methods else method_names()
     for name in names:
         function, options = load_method(name)
-        published = getattr(function, "published", None)
         for factor in [float(f) for f in args.factors.split(",")]:
-            if published is not None:
-                lrs = tuned_lrs(profile.defaults(published), factor)
-            else:
-                lrs = {"lr": OUR_LRS[function.__module__] * factor}
+            lrs = tuned_lrs(profile.defaults(function.published), factor)
             for run in range(args.runs):
                 seed = 1000 + run
                 loaders = make_loaders(setting.data, setting.batch_size, seed=seed, dict_batches=setting.dict_batches)
