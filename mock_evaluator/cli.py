@@ -18,6 +18,7 @@ from unlearning_mock.mock_evaluator.engine.limits import MEMORY_FRACTION, parse_
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
+from unlearning_mock.mock_evaluator.setting_flags import add_setting_flags, setting_flag_values
 from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS
 from unlearning_mock.starter_kit.conv_backend import AUTO, CHOICES as CONV_BACKENDS
 from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
@@ -138,10 +139,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                              "'onednn' or 'native' forces one for all. Part of the cache keys")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
-    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 5)")
-    parser.add_argument("--download", action="store_true", help="cifar10: download the data into --data-dir if missing")
-    parser.add_argument("--forget-idx", default=None, help="cifar10: the kit's forget_idx.npy")
-    parser.add_argument("--original-weights", default=None, help="cifar10: the kit's published original weights (.pth)")
+    add_setting_flags(parser)
     parser.add_argument("--amp", action="store_true",
                         help="CUDA: train the original and the oracles with bf16 autocast (logits stay float32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -156,10 +154,7 @@ def _memory(text: str) -> int:
 
 
 def _config(args, submissions) -> EvalConfig:
-    options = {name: value for name, value in (("epochs", args.epochs), ("download", args.download or None),
-                                               ("forget_idx", args.forget_idx),
-                                               ("original_weights", args.original_weights),
-                                               ("amp", args.amp or None)) if value is not None}
+    options = {**setting_flag_values(args), **({"amp": True} if args.amp else {})}
     return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options,
                       submissions=tuple((spec, dict(opts), batches) for spec, opts, batches in submissions),
                       oracle_chunk=args.oracle_chunk,

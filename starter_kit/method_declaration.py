@@ -79,7 +79,7 @@ def unlearning_method(name: str, published: dict, check=None, tuned: dict | None
 
     Registry metadata: ``family`` (one of :data:`FAMILIES`), ``description``, ``private_rank`` and
     ``private_score`` where published, ``order`` (see :class:`MethodEntry`). ``variants``
-    (:class:`Variant`\\ s) registers several names for the one function, each with the options it fixes,
+    (:class:`Variant` objects) registers several names for the one function, each with the options it fixes,
     instead of ``name`` itself. ``curve``: setting -> the options the per-step accuracy curve
     (``mock_evaluator/studies/curve.py``) runs this method at there, for a method that takes ``record``.
     """
