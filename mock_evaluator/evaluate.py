@@ -28,7 +28,7 @@ from unlearning_mock.mock_evaluator.engine.executors import (JOB_THREADS, check_
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
 from unlearning_mock.mock_evaluator.scoring.figures import model_figures, stack_figures
-from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
+from unlearning_mock.mock_evaluator.scoring.attacks import attack_rows, attack_scalars
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
@@ -246,8 +246,8 @@ class Evaluation:
                                                    retrain, self.config.time_budget)
         scores["oracle reference"] = score_method("oracle reference", oracle_b, oracle_a, self.config.attack_models)
         n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
-        self.original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
-                                      oracle_a["forget_conf"])
+        self.original_attacks = attack_rows(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                            oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
         self.oracle_confidences = oracle_a["forget_conf"]
         self.timings["total"] = time.perf_counter() - started
@@ -475,8 +475,8 @@ class Evaluation:
             "original": {**{k: float(self.original_figures[k]) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
                          "attack_accuracy": forget_vs_test_attack(self.original_figures["forget_loss"],
                                                                   self.original_figures["test_loss"]),
-                         **{k: v for k, v in (self.original_lira or {}).items() if k not in ROW_ARRAYS}},
-            "original_lira": self.original_lira,
+                         **attack_scalars(self.original_attacks)},
+            **{f"original_{name}": row for name, row in self.original_attacks.items()},
             "oracle": {k: float(np.mean(oracle_a[k])) for k in ("retain_acc", "forget_acc", "test_acc", "val_acc")},
             "retrain_seconds": retrain_seconds,
             "methods": scores,
