@@ -48,6 +48,7 @@ DECOUPLED_FORGET_MAX = 0.3
 DECOUPLED_RETAIN_MIN = 0.85
 LAST_FRACTION = 0.2
 
+
 def curve_methods() -> dict:
     """Method name (``srfl``, ``alif``) -> its ``unlearning``: every registered method that declares ``curve``
     options, in registry order (its variants are the curve's lines)."""
