@@ -23,14 +23,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, frozen_copy, reinitialise,
                                                           with_forget_batch)
 
 PUBLISHED = dict(epochs=1.0, lr=1e-4, temperature=1.0)
 
 
-@unlearning_method("bad-teacher", PUBLISHED)
+@unlearning_method("bad-teacher", PUBLISHED, family="classic", order=6,
+                   description="distil the original on retain, a random network on forget")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     competent = frozen_copy(net)
     incompetent = frozen_copy(net)

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import add_gaussian_noise, conv_weights, fine_tune
 
 FACES_CLASS_WEIGHTS = (1.0,) + (0.05,) * 9
@@ -59,7 +60,8 @@ def cfw_check(net: nn.Module, o: dict, profile) -> None:
     class_weights_for(o["class_weights"], profile)
 
 
-@unlearning_method("cfw", PUBLISHED, cfw_check, tuned=TUNED)
+@unlearning_method("cfw", PUBLISHED, cfw_check, tuned=TUNED, family="kaggle", private_rank=4, private_score=0.0885,
+                   description="Seif: conv weights ~ N(w, 0.6²), class-weighted retain fine-tune")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     weights = [w for _, w in conv_weights(net)]
     add_gaussian_noise(weights, o["noise_std"])

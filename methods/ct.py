@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import conv_weights, fine_tune, logits_over_loader
 
 PUBLISHED = dict(variant="ensemble", b_probability=266 / 512, epochs=3.0, lr=1e-3, momentum=0.9,
@@ -55,7 +56,8 @@ def swap_kernel_axes(net: nn.Module) -> None:
         weight.copy_(weight.transpose(2, 3).clone())
 
 
-@unlearning_method("ct", PUBLISHED, tuned=TUNED)
+@unlearning_method("ct", PUBLISHED, tuned=TUNED, family="kaggle", private_rank=6, private_score=0.0785,
+                   description="toshi_k & marvelworld: A (kernel-axis swap + fine-tune) / B (pseudo-labels) ensemble")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     if o["variant"] not in VARIANTS:
         raise ValueError(f"ct: variant must be one of {VARIANTS}, got {o['variant']!r}")

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import MergedBatches, batch_on, cycle, fine_tune
 
 PUBLISHED = dict(rounds=8, retain_epochs_per_round=1.0, uniform_lr=5e-3, forget_lr=3e-4, forget_min_lr=1e-6,
@@ -55,7 +55,8 @@ def forget_contrast_loss(forget_logits: torch.Tensor, retain_logits: torch.Tenso
     return -F.log_softmax(similarity, dim=1).mean()
 
 
-@unlearning_method("fcs", PUBLISHED)
+@unlearning_method("fcs", PUBLISHED, family="kaggle", private_rank=2,
+                   description="fanchuan: uniform-KL pass, then rounds of forget-logit contrast + retain CE")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     # (1) one pass over the forget set towards the uniform prediction: the shared loop, no weight decay
     fine_tune(net, forget_loader, epochs=1.0, lr=o["uniform_lr"], momentum=o["momentum"], weight_decay=0.0,

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
 from unlearning_mock.starter_kit.baseline import finetune_unlearning
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 
 PUBLISHED = dict(epochs=1.0, lr=1e-3, momentum=0.9, weight_decay=5e-4)
 
 
-@unlearning_method("ft-kaggle", PUBLISHED)
+@unlearning_method("ft-kaggle", PUBLISHED, family="baseline", private_rank=10, private_score=0.0584,
+                   description="the Kaggle sample: retain fine-tune, 1 epoch, lr 1e-3")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     return finetune_unlearning(net, retain_loader, **o)

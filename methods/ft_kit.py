@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
 from unlearning_mock.starter_kit.baseline import finetune_unlearning
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 
 PUBLISHED = dict(epochs=5.0, lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
-@unlearning_method("ft-kit", PUBLISHED)
+@unlearning_method("ft-kit", PUBLISHED, family="baseline",
+                   description="the CIFAR-10 kit: retain fine-tune, 5 epochs, lr 0.1")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     return finetune_unlearning(net, retain_loader, **o)

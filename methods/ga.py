@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import fine_tune, negated_cross_entropy_step
 
 PUBLISHED = dict(epochs=5.0, lr=1e-4, momentum=0.9, weight_decay=5e-4)
 TUNED = {"digits": tuned_lrs(PUBLISHED, 100)}   # the digits search (docstring)
 
 
-@unlearning_method("ga", PUBLISHED, tuned=TUNED)
+@unlearning_method("ga", PUBLISHED, tuned=TUNED, family="classic", order=1,
+                   description="gradient ascent on the forget set")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     return fine_tune(net, forget_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],
                      weight_decay=o["weight_decay"], schedule="constant", loss_fn=negated_cross_entropy_step)

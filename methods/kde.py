@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (distillation_loss, fine_tune, frozen_copy, reinitialise,
                                                           stage_children)
 
@@ -37,7 +38,8 @@ def kde_check(net: nn.Module, o: dict, profile) -> None:
     stage_children(net, o["reset"], "kde resets")
 
 
-@unlearning_method("kde", PUBLISHED, kde_check, tuned=TUNED)
+@unlearning_method("kde", PUBLISHED, kde_check, tuned=TUNED, family="kaggle", private_rank=7, private_score=0.0783,
+                   description="Amnesiacs: reset conv1+fc, distil on validation, then CE + KD on retain")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     if validation_loader is None:
         raise ValueError("kde distils on the validation set: pass validation_loader")

@@ -30,8 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
 from unlearning_mock.starter_kit.batches import split_batch
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (accumulated_gradients, conv_weights, fine_tune, magnitude_masks,
                                          multiply_gradients)
 
@@ -53,7 +53,8 @@ def triangle_schedule(lr_low: float, lr_high: float, rise_fraction: float):
     return factor
 
 
-@unlearning_method("msg", PUBLISHED)
+@unlearning_method("msg", PUBLISHED, family="kaggle", private_rank=3,
+                   description="Kookmin: re-init 30% of conv weights by gradient saliency, slowed fine-tune")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     weights = [w for _, w in conv_weights(net)]
     retain_grads = accumulated_gradients(net, retain_loader, weights, max_examples=forget_set_size(forget_loader))

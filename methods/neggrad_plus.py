@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (cross_entropy_step, fine_tune, negated_cross_entropy_step,
                                          with_forget_batch)
 
 PUBLISHED = dict(epochs=5.0, lr=0.01, alpha=0.99, momentum=0.9, weight_decay=5e-4)
 
 
-@unlearning_method("neggrad+", PUBLISHED)
+@unlearning_method("neggrad+", PUBLISHED, family="classic", order=2,
+                   description="0.99·CE(retain) − 0.01·CE(forget)")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     loss_fn = with_forget_batch(cross_entropy_step, negated_cross_entropy_step, forget_loader,
                                 retain_weight=o["alpha"], forget_weight=1 - o["alpha"])

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import class_counts, fine_tune, frozen_copy, magnitude_masks, num_classes_of
 
 PUBLISHED = dict(epochs=3.2, lr=5e-4, momentum=0.9, weight_decay=5e-4, prune_fraction=0.99, count_power=-0.1,
@@ -59,7 +60,8 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(1)
 
 
-@unlearning_method("prmq", PUBLISHED, tuned=TUNED)
+@unlearning_method("prmq", PUBLISHED, tuned=TUNED, family="kaggle", private_rank=5, private_score=0.0863,
+                   description="Oleszko: prune 99% by magnitude, re-init, CE + entropy-matching fine-tune")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     original = frozen_copy(net)
     counts = class_counts(retain_loader, num_classes_of(net))

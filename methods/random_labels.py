@@ -20,14 +20,16 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import cross_entropy_step, fine_tune, random_label_cross_entropy, with_forget_batch
 
 PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4)
 TUNED = {"digits": tuned_lrs(PUBLISHED, 0.3)}   # the digits search (docstring)
 
 
-@unlearning_method("random-labels", PUBLISHED, tuned=TUNED)
+@unlearning_method("random-labels", PUBLISHED, tuned=TUNED, family="classic", order=4,
+                   description="retain CE + forget CE with random labels")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     loss_fn = with_forget_batch(cross_entropy_step, random_label_cross_entropy, forget_loader)
     return fine_tune(net, retain_loader, epochs=o["epochs"], lr=o["lr"], momentum=o["momentum"],

@@ -1,75 +1,63 @@
 """Every unlearning method the project can score side by side: the challenge's known methods
-(``methods/``), the kit baselines and the project's own (``submission/``).
+(``methods/``), the kit baselines and the project's own (``submission/``), found by discovery.
 
-``METHODS`` maps a short id to a :class:`MethodEntry` (module, keyword options, private leaderboard
-rank and score where known -- the sample fine-tune's is the organisers' baseline, 0.0584 --, family, one-line
-description). :func:`load_method` imports the module and returns
-``(unlearning, options)``; call it as ``unlearning(net, retain, forget, validation, **options)``.
+:func:`discover` imports every module of :data:`PACKAGES` and collects the entries its ``unlearning``
+declared with :func:`~starter_kit.method_declaration.unlearning_method` (one per name: a method, or each of
+its variants). ``METHODS`` maps a short id to its :class:`MethodEntry` (module, fixed keyword options,
+private leaderboard rank and score where known -- the sample fine-tune's is the organisers' baseline,
+0.0584 --, family, one-line description), in listing order: the methods with a private rank by rank, then
+the others by family (:data:`FAMILIES`), their declared ``order``, and name. :func:`load_method` imports the
+module and returns ``(unlearning, options)``; call it as ``unlearning(net, retain, forget, validation,
+**options)``. ``python -m unlearning_mock.methods.registry`` (``unlearning-mock methods``) prints the list.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
-from dataclasses import dataclass, field
+import pkgutil
 
-FAMILIES = ("kaggle", "classic", "ours", "baseline")
+from unlearning_mock.starter_kit.method_declaration import FAMILIES, MethodEntry
 
+PACKAGES = ("unlearning_mock.methods", "unlearning_mock.submission")
+"""The packages whose modules may declare methods."""
 
-@dataclass(frozen=True)
-class MethodEntry:
-    name: str
-    module: str
-    description: str
-    family: str
-    options: dict = field(default_factory=dict)
-    private_rank: int | None = None   # NeurIPS 2023 Kaggle private leaderboard; the sample fine-tune = 10
-    private_score: float | None = None   # its score on the hidden data, where published (shared/REFERENCE_METHODS.md)
-
-    def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"{self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+__all__ = ["FAMILIES", "METHODS", "MethodEntry", "discover", "get_entry", "load_method", "method_names"]
 
 
-_ENTRIES = [
-    MethodEntry("fcs", "unlearning_mock.methods.fcs", "fanchuan: uniform-KL pass, then rounds of forget-logit contrast + retain CE",
-                "kaggle", private_rank=2),
-    MethodEntry("msg", "unlearning_mock.methods.msg", "Kookmin: re-init 30% of conv weights by gradient saliency, slowed fine-tune",
-                "kaggle", private_rank=3),
-    MethodEntry("cfw", "unlearning_mock.methods.cfw", "Seif: conv weights ~ N(w, 0.6²), class-weighted retain fine-tune",
-                "kaggle", private_rank=4, private_score=0.0885),
-    MethodEntry("prmq", "unlearning_mock.methods.prmq", "Oleszko: prune 99% by magnitude, re-init, CE + entropy-matching fine-tune",
-                "kaggle", private_rank=5, private_score=0.0863),
-    MethodEntry("ct", "unlearning_mock.methods.ct", "toshi_k & marvelworld: A (kernel-axis swap + fine-tune) / B (pseudo-labels) "
-                "ensemble", "kaggle", private_rank=6, private_score=0.0785),
-    MethodEntry("kde", "unlearning_mock.methods.kde", "Amnesiacs: reset conv1+fc, distil on validation, then CE + KD on retain",
-                "kaggle", private_rank=7, private_score=0.0783),
-    MethodEntry("rni", "unlearning_mock.methods.rni", "Jiaxi Sun: reset fc, partial training of random tensors with noise, then all",
-                "kaggle", private_rank=8),
-    MethodEntry("team-forget", "unlearning_mock.methods.team_forget", "Team Forget: cycles of re-init 6 layers + logit MSE to the "
-                "original on noisy retain", "kaggle", private_rank=9),
-    MethodEntry("ft-kaggle", "unlearning_mock.methods.ft_kaggle", "the Kaggle sample: retain fine-tune, 1 epoch, lr 1e-3",
-                "baseline", private_rank=10, private_score=0.0584),
-    MethodEntry("ft-kit", "unlearning_mock.methods.ft_kit", "the CIFAR-10 kit: retain fine-tune, 5 epochs, lr 0.1", "baseline"),
-    MethodEntry("ga", "unlearning_mock.methods.ga", "gradient ascent on the forget set", "classic"),
-    MethodEntry("neggrad+", "unlearning_mock.methods.neggrad_plus", "0.99·CE(retain) − 0.01·CE(forget)", "classic"),
-    MethodEntry("scrub", "unlearning_mock.methods.scrub", "SCRUB: max-steps away from the teacher on forget, min-steps on retain",
-                "classic"),
-    MethodEntry("random-labels", "unlearning_mock.methods.random_labels", "retain CE + forget CE with random labels", "classic"),
-    MethodEntry("salun", "unlearning_mock.methods.salun", "random labels with updates masked to the 50% most forget-salient weights",
-                "classic"),
-    MethodEntry("bad-teacher", "unlearning_mock.methods.bad_teacher", "distil the original on retain, a random network on forget",
-                "classic"),
-    MethodEntry("srfl-submitted", "unlearning_mock.submission.unlearning", "SRFL as its author submitted it", "ours",
-                options={"variant": "submitted"}),
-    MethodEntry("srfl-seed", "unlearning_mock.submission.unlearning", "SRFL as the seed README describes it", "ours",
-                options={"variant": "seed"}),
-    MethodEntry("alif-decouple", "unlearning_mock.submission.alif", "ALIF aimed at decoupling forget from retain", "ours",
-                options={"target": "decouple"}),
-    MethodEntry("alif-unseen", "unlearning_mock.submission.alif", "ALIF aimed at treating forget examples as unseen", "ours",
-                options={"target": "unseen"}),
-]
+def discover(packages=PACKAGES) -> list[MethodEntry]:
+    """Import every module of ``packages`` and return the entries their ``unlearning`` functions declared, in
+    listing order (module docstring). Two entries of one name are a ``ValueError`` naming both modules."""
+    entries: dict[str, MethodEntry] = {}
+    for package_name in packages:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, package_name + "."):
+            if info.name == __name__:
+                continue
+            try:
+                module = importlib.import_module(info.name)
+            except Exception as error:
+                raise ValueError(f"the method registry imports every module of {package_name}: {info.name} failed "
+                                 f"to import ({type(error).__name__}: {error}); fix or remove it") from error
+            function = getattr(module, "unlearning", None)
+            for entry in getattr(function, "method_entries", ()):
+                if entry.module != info.name:   # imported from another module, declared there
+                    continue
+                if entry.name in entries:
+                    raise ValueError(f"two methods are named {entry.name!r}: in {entries[entry.name].module} and "
+                                     f"{entry.module}; rename one")
+                entries[entry.name] = entry
+    return sorted(entries.values(), key=_listing_key(list(entries)))
 
-METHODS: dict[str, MethodEntry] = {entry.name: entry for entry in _ENTRIES}
+
+def _listing_key(declared: list[str]):
+    def key(entry: MethodEntry):
+        return (entry.private_rank is None, entry.private_rank or 0, FAMILIES.index(entry.family),
+                entry.order is None, entry.order or 0, entry.module, declared.index(entry.name))
+    return key
+
+
+METHODS: dict[str, MethodEntry] = {entry.name: entry for entry in discover()}
 
 
 def method_names(family: str | None = None) -> list[str]:
@@ -93,3 +81,27 @@ def load_method(name: str):
     if not callable(function):
         raise ValueError(f"method {name!r}: module {entry.module} defines no unlearning() function")
     return function, dict(entry.options)
+
+
+def format_methods() -> str:
+    """The registry as a table: name, family, private rank, module and fixed options, description."""
+    rows = [(entry.name, entry.family, "" if entry.private_rank is None else str(entry.private_rank),
+             entry.module.removeprefix("unlearning_mock.")
+             + (" " + " ".join(f"{k}={v!r}" for k, v in entry.options.items()) if entry.options else ""),
+             entry.description) for entry in METHODS.values()]
+    header = ("method", "family", "rank", "module [options]", "description")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+                     for row in [header, *rows])
+
+
+def main(argv=None, prog: str = "unlearning-mock methods") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="List every registered method (methods/ and "
+                                     "submission/), in the leaderboard's order; --methods of the leaderboard "
+                                     "takes these names.")
+    parser.parse_args(argv)
+    print(format_methods())
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (add_gaussian_noise, fine_tune, is_batch_norm_parameter,
                                                           reinitialise, stage_children)
 
@@ -43,7 +44,8 @@ def rni_check(net: nn.Module, o: dict, profile) -> None:
     stage_children(net, ("fc",), "rni resets")
 
 
-@unlearning_method("rni", PUBLISHED, rni_check, tuned=TUNED)
+@unlearning_method("rni", PUBLISHED, rni_check, tuned=TUNED, family="kaggle", private_rank=8,
+                   description="Jiaxi Sun: reset fc, partial training of random tensors with noise, then all")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     reinitialise(net.fc)
     named = list(net.named_parameters())

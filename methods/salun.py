@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import (accumulated_gradients, cross_entropy_step, fine_tune, magnitude_masks,
                                          multiply_gradients, random_label_cross_entropy, with_forget_batch)
 
@@ -25,7 +26,8 @@ PUBLISHED = dict(epochs=3.0, lr=0.01, momentum=0.9, weight_decay=5e-4, mask_frac
 TUNED = {"digits": tuned_lrs(PUBLISHED, 0.3)}   # the digits search (docstring)
 
 
-@unlearning_method("salun", PUBLISHED, tuned=TUNED)
+@unlearning_method("salun", PUBLISHED, tuned=TUNED, family="classic", order=5,
+                   description="random labels with updates masked to the 50% most forget-salient weights")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     params = list(net.parameters())
     saliency = accumulated_gradients(net, forget_loader, params, sign=-1.0)

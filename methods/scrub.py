@@ -25,14 +25,15 @@ import math
 import torch
 from torch import nn
 
-from unlearning_mock.methods.settings import unlearning_method
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import distillation_loss, fine_tune, frozen_copy
 
 PUBLISHED = dict(epochs=5.0, max_epochs=2.0, lr=5e-4, momentum=0.9, weight_decay=5e-4, kl_weight=0.5,
                  temperature=2.0)
 
 
-@unlearning_method("scrub", PUBLISHED)
+@unlearning_method("scrub", PUBLISHED, family="classic", order=3,
+                   description="SCRUB: max-steps away from the teacher on forget, min-steps on retain")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     teacher = frozen_copy(net)
     max_step = distillation_loss(teacher, o["temperature"], kl_weight=-1.0)

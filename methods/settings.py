@@ -20,20 +20,12 @@ A method's module docstring says where it departs from its source and why. Witho
 hand, or the Kaggle notebook on the challenge's data) a method assumes the challenge's own setting
 (:data:`~starter_kit.profile.CHALLENGE_PROFILE`), where every published value holds unchanged.
 
-:func:`unlearning_method` turns a method's body into the challenge's entry point with every option
-declared by name (keyword-only, its published value as the default) and no catch-all: the evaluator
-refuses a misspelt option before any training (``mock_evaluator.method.check_options``), and so does
-the method when called by hand.
+Each method declares its published values, and the values it was tuned at, with
+:func:`~starter_kit.method_declaration.unlearning_method` (every option by name, keyword-only, its published
+value as the default), which resolves them by the profile's rule on every call.
 """
 
 from __future__ import annotations
-
-import functools
-import inspect
-
-from torch import nn
-
-from unlearning_mock.starter_kit.profile import CHALLENGE_PROFILE, SettingProfile
 
 
 def tuned_lrs(published: dict, factor: float) -> dict:
@@ -42,40 +34,3 @@ def tuned_lrs(published: dict, factor: float) -> dict:
     return {key: tuple(v * factor for v in value) if isinstance(value, tuple) else value * factor
             for key, value in published.items() if "lr" in key}
 
-
-def unlearning_method(name: str, published: dict, check=None, tuned: dict | None = None):
-    """Decorator: ``body(net, retain_loader, forget_loader, validation_loader, o, profile)`` becomes
-
-    ``unlearning(net, retain_loader, forget_loader, validation_loader=None, *, profile=None, <option>=..., ...)``
-
-    with one keyword-only option per key of ``published`` (its published value shown as the default).
-    Each call resolves the options -- the setting's defaults (:meth:`SettingProfile.defaults` with ``tuned``:
-    setting name -> values tuned there), then the ones given -- refuses an unknown one with a ``ValueError`` naming the
-    method's options, runs ``check(net, o, profile)`` (it raises a ``ValueError`` for a model or setting the
-    method cannot handle, before any training) and hands ``body`` the options as the dict ``o`` and the
-    profile (:data:`CHALLENGE_PROFILE` when none was given).
-    """
-    def wrap(body):
-        @functools.wraps(body)
-        def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader=None, *,
-                       profile: SettingProfile | None = None, **options) -> nn.Module:
-            unknown = sorted(set(options) - set(published))
-            if unknown:
-                raise ValueError(f"{name}: unknown option(s) {unknown}; its options are {sorted(published)}")
-            profile = CHALLENGE_PROFILE if profile is None else profile
-            o = {**profile.defaults(published, tuned), **options}
-            if check is not None:
-                check(net, o, profile)
-            return body(net, retain_loader, forget_loader, validation_loader, o, profile)
-
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        unlearning.__signature__ = inspect.Signature(
-            [inspect.Parameter(p, positional) for p in ("net", "retain_loader", "forget_loader")]
-            + [inspect.Parameter("validation_loader", positional, default=None),
-               inspect.Parameter("profile", keyword, default=None)]
-            + [inspect.Parameter(key, keyword, default=value) for key, value in published.items()])
-        unlearning.method_name, unlearning.published = name, dict(published)
-        unlearning.tuned = {setting: dict(values) for setting, values in (tuned or {}).items()}
-        return unlearning
-    return wrap

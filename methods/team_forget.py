@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearning_mock.methods.settings import tuned_lrs, unlearning_method
+from unlearning_mock.methods.settings import tuned_lrs
+from unlearning_mock.starter_kit.method_declaration import unlearning_method
 from unlearning_mock.starter_kit.unlearning_steps import fine_tune, frozen_copy, reinitialise
 
 PUBLISHED_LAYERS, RESNET18_CONVS = 6, 17   # the team re-initialised 6 of resnet18's 17 non-shortcut convs
@@ -55,7 +56,8 @@ def team_forget_check(net: nn.Module, o: dict, profile) -> None:
     layers_per_cycle(net, o["num_layers"])
 
 
-@unlearning_method("team-forget", PUBLISHED, team_forget_check, tuned=TUNED)
+@unlearning_method("team-forget", PUBLISHED, team_forget_check, tuned=TUNED, family="kaggle", private_rank=9,
+                   description="Team Forget: cycles of re-init 6 layers + logit MSE to the original on noisy retain")
 def unlearning(net: nn.Module, retain_loader, forget_loader, validation_loader, o: dict, profile) -> nn.Module:
     original = frozen_copy(net)
     candidates = reset_candidates(net)

@@ -3,7 +3,8 @@
 Subcommands: ``evaluate`` (the default: score submissions like the challenge), ``leaderboard`` (every registered
 method side by side), ``score-zip`` (a Kaggle submission.zip of checkpoints), ``package`` (the Kaggle notebook
 from a method file), ``mock-kaggle-input`` (the competition's folder layout made from digits), ``curve`` (per-step
-forget/retain accuracy of SRFL or ALIF). ``unlearning-mock SUBCOMMAND --help`` lists each one's options.
+forget/retain accuracy of SRFL or ALIF), ``methods`` (the registered methods). ``unlearning-mock SUBCOMMAND --help``
+lists each one's options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from unlearning_mock.mock_evaluator.engine.limits import MEMORY_FRACTION, parse_
 from unlearning_mock.mock_evaluator.engine.protocol import EvaluatorFailure
 from unlearning_mock.mock_evaluator.method import parse_option
 from unlearning_mock.mock_evaluator.reports.report import format_table, write_outputs
+from unlearning_mock.mock_evaluator.setting_flags import add_setting_flags, setting_flag_values
 from unlearning_mock.starter_kit.batch_format import BATCH_FORMATS
 from unlearning_mock.starter_kit.conv_backend import CHOICES as CONV_BACKENDS, default_choice
 from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
@@ -55,13 +57,14 @@ PROG = "unlearning-mock"
 DESCRIPTIONS = {
     "evaluate": "Score unlearning functions the way the NeurIPS 2023 Machine Unlearning Challenge did: N unlearned "
                 "copies of one original model against N models retrained from scratch. Other subcommands: "
-                "leaderboard, score-zip, package, mock-kaggle-input, curve (each with --help); --version.",
+                "leaderboard, score-zip, package, mock-kaggle-input, curve, methods (each with --help); --version.",
     "score-zip": "Score a Kaggle-style submission.zip of unlearned checkpoints.",
-    "leaderboard": "Score every registered method (methods/registry.py) side by side against the same oracles, "
-                   "with bootstrap intervals and rank agreement with the challenge's private leaderboard.",
+    "leaderboard": "Score every registered method (`unlearning-mock methods` lists them) side by side against the "
+                   "same oracles, with bootstrap intervals and rank agreement with the challenge's private "
+                   "leaderboard.",
 }
 SCORING_MODES = ("evaluate", "score-zip", "leaderboard")
-TOOLS = ("package", "mock-kaggle-input", "curve")
+TOOLS = ("package", "mock-kaggle-input", "curve", "methods")
 
 
 def version() -> str:
@@ -138,10 +141,7 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                              "Part of the cache keys")
     parser.add_argument("--attack-models", type=int, default=32, help="models per method that the kit's attack is run on")
     parser.add_argument("--no-baseline", action="store_true", help="skip the starter kit's fine-tuning baseline")
-    parser.add_argument("--epochs", type=int, default=None, help="cifar10/kaggle/mnist-groups: epochs of the training recipe (mnist-groups: quick checks only, the calibration holds for its frozen 5)")
-    parser.add_argument("--download", action="store_true", help="cifar10: download the data into --data-dir if missing")
-    parser.add_argument("--forget-idx", default=None, help="cifar10: the kit's forget_idx.npy")
-    parser.add_argument("--original-weights", default=None, help="cifar10: the kit's published original weights (.pth)")
+    add_setting_flags(parser)
     parser.add_argument("--amp", action="store_true",
                         help="CUDA: train the original and the oracles with bf16 autocast (logits stay float32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -156,10 +156,7 @@ def _memory(text: str) -> int:
 
 
 def _config(args, submissions) -> EvalConfig:
-    options = {name: value for name, value in (("epochs", args.epochs), ("download", args.download or None),
-                                               ("forget_idx", args.forget_idx),
-                                               ("original_weights", args.original_weights),
-                                               ("amp", args.amp or None)) if value is not None}
+    options = {**setting_flag_values(args), **({"amp": True} if args.amp else {})}
     return EvalConfig(dataset=args.dataset, data_dir=args.data_dir, setting_options=options,
                       submissions=tuple((spec, dict(opts), batches) for spec, opts, batches in submissions),
                       oracle_chunk=args.oracle_chunk,
@@ -178,8 +175,10 @@ def _run_tool(name: str, argv: list[str]) -> int:
         from unlearning_mock.mock_evaluator.kaggle.notebook import main as tool
     elif name == "mock-kaggle-input":
         from unlearning_mock.mock_evaluator.kaggle.mock_input import main as tool
+    elif name == "methods":
+        from unlearning_mock.methods.registry import main as tool
     else:
-        from unlearning_mock.mock_evaluator.reports.curve import main as tool
+        from unlearning_mock.mock_evaluator.studies.curve import main as tool
     return tool(argv, prog=f"{PROG} {name}") or 0
 
 

@@ -29,7 +29,7 @@ from unlearning_mock.mock_evaluator.engine.executors import check_executor, defa
 from unlearning_mock.mock_evaluator.engine.limits import Limits, default_memory
 from unlearning_mock.mock_evaluator.engine.protocol import SUBMISSION, EvaluatorFailure, Executor
 from unlearning_mock.mock_evaluator.engine.figures import SCALARS, ModelFailure, model_figures, stack_figures
-from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
+from unlearning_mock.mock_evaluator.scoring.attacks import attack_rows, attack_scalars
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec, zip_method
 from unlearning_mock.mock_evaluator.scoring.score import MethodScore, score_method
 from unlearning_mock.mock_evaluator.engine.store import load_arrays, save_arrays
@@ -134,8 +134,8 @@ class EvaluationOutcome:
     oracle_a: dict                         # the figures of oracle set A, the reference every method is scored against
     oracle_b: dict                         # the figures of oracle set B
     original_figures: dict                 # the untouched original's figures (one model)
-    original_lira: dict | None             # the original as N identical copies, attacked like a method (lira_row)
-    original: dict                         # the original's accuracies, kit attack accuracy and LiRA columns
+    original_attacks: dict                 # attack name -> the original as N identical copies, attacked like a method
+    original: dict                         # the original's accuracies, kit attack accuracy and attack columns
     retrain_seconds: float                 # one ordinary retrain, the time budget's yardstick
     timings: dict[str, float]              # seconds per phase
     conv_backend: dict                     # the convolution backends chosen, and how
@@ -162,7 +162,7 @@ class EvaluationOutcome:
             "methods_asked": self.methods_asked,
             "setting": self.setting,
             "original": self.original,
-            "original_lira": self.original_lira,
+            **{f"original_{name}": row for name, row in self.original_attacks.items()},
             "oracle": {k: float(np.mean(self.oracle_a[k])) for k in SCALARS},
             "retrain_seconds": self.retrain_seconds,
             "methods": self.scores,
@@ -306,15 +306,15 @@ class Evaluation:
                                                    retrain, self.config.time_budget)
         oracle_reference = score_method(ORACLE_REFERENCE, oracle_b, oracle_a, self.config.attack_models)
         n = len(oracle_a["forget_conf"])   # the untouched original as N identical copies, as the leaderboard scores it
-        original_lira = lira_row(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
-                                 oracle_a["forget_conf"])
+        original_attacks = attack_rows(np.repeat(self.original_figures["forget_conf"][None], n, axis=0),
+                                       oracle_a["forget_conf"])
         self.timings["scoring"] = time.perf_counter() - t
         self.timings["total"] = time.perf_counter() - started
         return EvaluationOutcome(
             config=self.config, device=self.device, methods=scores, oracle_reference=oracle_reference,
             failures=failures, run_figures=runs, oracle_a=oracle_a, oracle_b=oracle_b,
-            original_figures=self.original_figures, original_lira=original_lira,
-            original=self._original_record(original_lira), retrain_seconds=retrain, timings=self.timings,
+            original_figures=self.original_figures, original_attacks=original_attacks,
+            original=self._original_record(original_attacks), retrain_seconds=retrain, timings=self.timings,
             conv_backend=self.backend_record, methods_asked=self._methods_record(), setting=self._setting_record(),
             versions={"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                       "platform": platform.platform()})
@@ -522,12 +522,12 @@ class Evaluation:
                           self.device, torch.__version__.split("+")[0], np.__version__, J.code_fingerprint(), *parts)
 
     # -- the outcome's record ---------------------------------------------------------------------
-    def _original_record(self, original_lira: dict | None) -> dict:
-        """The untouched original's accuracies, its kit attack accuracy and its LiRA columns."""
+    def _original_record(self, original_attacks: dict) -> dict:
+        """The untouched original's accuracies, its kit attack accuracy and its attacks' columns."""
         figures = self.original_figures
         return {**{k: float(figures[k]) for k in SCALARS},
                 "attack_accuracy": forget_vs_test_attack(figures["forget_loss"], figures["test_loss"]),
-                **{k: v for k, v in (original_lira or {}).items() if k not in ROW_ARRAYS}}
+                **attack_scalars(original_attacks)}
 
     def _methods_record(self) -> list[dict]:
         return [{"name": m.name, "kind": m.kind, "target": m.target, "options": dict(m.options),

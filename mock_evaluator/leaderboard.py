@@ -26,15 +26,16 @@ from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation
 from unlearning_mock.mock_evaluator.engine.figures import stack_figures
 from unlearning_mock.mock_evaluator.method import BASELINE, Method, method_from_spec
 from unlearning_mock.mock_evaluator.reports.leaderboard_report import write_leaderboard
-from unlearning_mock.mock_evaluator.reports.report import DIAGNOSTICS, ORACLE, ORIGINAL
-from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, MIN_MODELS
+from unlearning_mock.mock_evaluator.reports.report import ORACLE, ORIGINAL
+from unlearning_mock.mock_evaluator.scoring.attacks import ATTACKS
 from unlearning_mock.mock_evaluator.scoring.score import score_method
-from unlearning_mock.mock_evaluator.scoring.uncertainty import (bootstrap_lira, bootstrap_scores, interval, rank_agreement,
-                                                                separated)
+from unlearning_mock.mock_evaluator.scoring.uncertainty import bootstrap_scores, interval, rank_agreement, separated
 
-LIRA_INTERVALS = [f"{column}_{end}" for column in LIRA_COLUMNS for end in ("low", "high")]
+ATTACK_COLUMNS = [column for attack in ATTACKS for column in (
+    *attack.columns, *[f"{column}_{end}" for column in attack.columns for end in ("low", "high")], *attack.diagnostics)]
+"""Every attack's columns, their intervals and its diagnostics (the likelihood-ratio attack's first)."""
 COLUMNS = ["rank", "method", "family", "final_score", "final_low", "final_high", "forget_quality", "f_low", "f_high",
-           "retain_acc", "forget_acc", "test_acc", "attack_accuracy", *LIRA_COLUMNS, *LIRA_INTERVALS, *DIAGNOSTICS,
+           "retain_acc", "forget_acc", "test_acc", "attack_accuracy", *ATTACK_COLUMNS,
            "time_fraction", "time_from_calls", "over_budget", "separated_from_next", "private_rank", "private_score",
            "description"]
 
@@ -74,19 +75,22 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     scores[ORIGINAL] = score_method(ORIGINAL, figures[ORIGINAL], outcome.oracle_a, config.attack_models)
     log(f"bootstrapping {reps} replicates of {len(figures)} rows ...")
     boot = bootstrap_scores(figures, outcome.oracle_a, reps, seed=config.seed)
-    lira_boot = bootstrap_lira(figures, outcome.oracle_a, reps, seed=config.seed) if n >= MIN_MODELS else {}
+    attack_boot = {attack.name: attack.bootstrap(figures, outcome.oracle_a, reps, config.seed)
+                   for attack in ATTACKS if n >= attack.min_models}
     rows = []
     for name, score in scores.items():
         entry = METHODS.get(name)
         final_low, final_high = interval(boot[name][:, 0], score.final_score)
         f_low, f_high = interval(boot[name][:, 1], score.forget_quality)
-        lira = {}
-        if score.lira is not None:
-            for k, column in enumerate(LIRA_COLUMNS):
-                estimate = score.lira[column]
-                low, high = interval(lira_boot[name][:, k], estimate, upper=1.0)
-                lira.update({column: estimate, f"{column}_low": low, f"{column}_high": high})
-            lira.update({column: score.lira[column] for column in DIAGNOSTICS})
+        attacks = {}
+        for attack in ATTACKS:
+            row = score.attacks.get(attack.name)
+            if row is None:
+                continue
+            for k, column in enumerate(attack.columns):
+                low, high = interval(attack_boot[attack.name][name][:, k], row[column], upper=attack.upper)
+                attacks.update({column: row[column], f"{column}_low": low, f"{column}_high": high})
+            attacks.update({column: row[column] for column in attack.diagnostics})
         family, description = ((entry.family, entry.description) if entry else _REFERENCE_ROWS.get(
             name, ("baseline", f"the setting's kit baseline: {outcome.setting['baseline']}")))
         rows.append({
@@ -94,7 +98,7 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
             "final_score": score.final_score, "final_low": final_low, "final_high": final_high,
             "forget_quality": score.forget_quality, "f_low": f_low, "f_high": f_high,
             "retain_acc": score.retain_acc, "forget_acc": score.forget_acc, "test_acc": score.test_acc,
-            "attack_accuracy": score.attack_accuracy, **lira, "time_fraction": score.time_fraction,
+            "attack_accuracy": score.attack_accuracy, **attacks, "time_fraction": score.time_fraction,
             # a fused kit baseline's time comes from a few timed one-model calls: how many (else empty)
             "time_from_calls": score.timed_calls if (score.timed_calls or n) < n else None,
             "over_budget": score.over_budget, "private_rank": entry.private_rank if entry else None,
@@ -108,14 +112,14 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
     frame["separated_from_next"] = [
         separated(boot[a][:, 0], boot[b][:, 0], final[a] - final[b]) if b is not None else None
         for a, b in zip(frame["method"], following)]
-    frame = frame.reindex(columns=COLUMNS)    # the LiRA columns stay empty below lira.MIN_MODELS models
+    frame = frame.reindex(columns=COLUMNS)    # an attack's columns stay empty below its min_models models
     ranked = {name: METHODS[name].private_rank for name in METHODS if METHODS[name].private_rank is not None}
     try:
         ranks = rank_agreement(final, ranked)
     except ValueError as error:  # fewer than three ranked methods were asked for
         ranks = {"note": str(error)}
     folder = leaderboard_folder(config)
-    curves = {name: scores[name].lira for name in frame["method"]}     # roc.png's panels in the table's order
-    paths = write_leaderboard(frame, ranks, results, folder, reps, curves)
+    attack_rows = {name: scores[name].attacks for name in frame["method"]}   # in the table's order (roc.png)
+    paths = write_leaderboard(frame, ranks, results, folder, reps, attack_rows)
     return {"frame": frame, "ranks": ranks, "folder": folder, "paths": paths, "failures": outcome.failures,
             "results": results}

@@ -37,7 +37,7 @@ import torchvision
 from unlearning_mock.starter_kit.baseline import cifar_kit_unlearning
 from unlearning_mock.starter_kit.data import FORGET_FRACTION, UnlearningData, random_forget_indices
 from unlearning_mock.starter_kit.models import resnet18
-from unlearning_mock.starter_kit.setting import Setting, register_setting
+from unlearning_mock.starter_kit.setting import Setting, SettingFlag, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -232,7 +232,11 @@ def check_original_weights(path) -> Path:
     return path
 
 
-@register_setting("cifar10")
+@register_setting("cifar10", flags={
+    "epochs": SettingFlag("epochs of the training recipe", int),
+    "download": SettingFlag("download the data into --data-dir if missing", None),
+    "forget_idx": SettingFlag("the kit's forget_idx.npy"),
+    "original_weights": SettingFlag("the kit's published original weights (.pth)")})
 def cifar10_setting(data_dir, download: bool = False, forget_idx=None, epochs: int | None = None,
                     original_weights=None, forget_seed: int = CIFAR10_FORGET_SEED, **ignored) -> Setting:
     """The CIFAR-10 starting kit's setting (``--dataset cifar10``).

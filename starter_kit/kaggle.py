@@ -34,7 +34,7 @@ import torch
 from unlearning_mock.starter_kit.baseline import kaggle_sample_at_the_settings_share
 from unlearning_mock.starter_kit.data import UnlearningData, random_forget_indices
 from unlearning_mock.starter_kit.models import resnet18
-from unlearning_mock.starter_kit.setting import Setting, register_setting
+from unlearning_mock.starter_kit.setting import Setting, SettingFlag, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 NAME = "kaggle"
@@ -270,7 +270,7 @@ def kaggle_recipe(data_dir=None, epochs: int | None = None) -> Recipe:
     return recipe
 
 
-@register_setting("kaggle")
+@register_setting("kaggle", flags={"epochs": SettingFlag("epochs of the training recipe", int)})
 def kaggle_setting(data_dir, epochs: int | None = None, forget: str = "csv", **ignored):
     """The ``kaggle`` setting: the layout in ``data_dir``, resnet18, the organisers' recipe, dict batches of 64."""
     if data_dir is None:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from unlearning_mock.starter_kit.data import UnlearningData
 from unlearning_mock.starter_kit.models import SmallResNet
-from unlearning_mock.starter_kit.setting import Setting, register_setting
+from unlearning_mock.starter_kit.setting import Setting, SettingFlag, register_setting
 from unlearning_mock.starter_kit.training import Recipe
 
 NAME = "mnist-groups"
@@ -222,7 +222,8 @@ def load_mnist_groups_data(size: int = IMAGE_SIZE, imbalance: float = IMBALANCE,
     )
 
 
-@register_setting(NAME)
+@register_setting(NAME, flags={"epochs": SettingFlag(
+    "epochs of the training recipe (quick checks only, the calibration holds for its frozen 5)", int)})
 def mnist_groups_setting(epochs: int | None = None) -> Setting:
     """The challenge's structure and regime on MNIST digits; ``epochs`` shortens the recipe (quick checks
     only: the calibration holds for the frozen epochs)."""

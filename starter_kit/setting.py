@@ -7,11 +7,14 @@ and default batch format, the kit's baseline, and optionally published original 
 
 Each setting's module defines a builder and registers it under its name with
 :func:`register_setting` (``starter_kit/digits.py``, ``mnist_groups.py``, ``cifar10.py``, ``kaggle.py``); this module imports
-none of them, so no import circle forms. :func:`starter_kit.settings.load_setting` builds one by name.
+none of them, so no import circle forms. :func:`starter_kit.settings.load_setting` builds one by name. The builder's
+keyword parameters are the setting's options; those it declares as :class:`SettingFlag` objects are also the command
+line's ``--option-name`` flags.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -59,17 +62,35 @@ class Setting:
         return self.original_recipe or self.recipe
 
 
+@dataclass(frozen=True)
+class SettingFlag:
+    """An option of a setting's builder offered on the command line as ``--option-name``: its help, and how the
+    flag's text becomes the option's value (``type``; ``None``: a switch, True when given)."""
+
+    help: str
+    type: Callable | None = str
+
+
 SETTING_BUILDERS: dict[str, Callable[..., Setting]] = {}
 """Setting name -> its builder, in registration order (filled by :func:`register_setting`)."""
+SETTING_FLAGS: dict[str, dict[str, SettingFlag]] = {}
+"""Setting name -> its options offered on the command line (:class:`SettingFlag`), in declaration order."""
 
 
-def register_setting(name: str):
-    """Decorator: register ``builder(data_dir?, **options) -> Setting`` under ``name``."""
+def register_setting(name: str, flags: dict[str, SettingFlag] | None = None):
+    """Decorator: register ``builder(data_dir?, **options) -> Setting`` under ``name``; ``flags``: which of the
+    builder's options the command line offers (option -> :class:`SettingFlag`)."""
     def register(builder: Callable[..., Setting]) -> Callable[..., Setting]:
         if name in SETTING_BUILDERS and SETTING_BUILDERS[name] is not builder:
             raise ValueError(f"a setting named {name!r} is registered already ({SETTING_BUILDERS[name].__module__}); "
                              "choose another name")
+        parameters = inspect.signature(builder).parameters
+        undeclared = sorted(option for option in (flags or {}) if option not in parameters or option == "data_dir")
+        if undeclared:
+            raise ValueError(f"the {name} setting declares flags for {undeclared}, which its builder "
+                             f"{builder.__name__} does not take as options")
         SETTING_BUILDERS[name] = builder
+        SETTING_FLAGS[name] = dict(flags or {})
         return builder
     return register
 

@@ -6,7 +6,7 @@ imported; this module imports each of them once, below, and nothing imports this
 :mod:`starter_kit.mnist_groups`), ``digits`` (embedded, small and quick; a random forget set, where every method
 scores near zero), ``cifar10`` (the CIFAR-10 starting kit, from a local folder) and
 ``kaggle`` (the Kaggle folder layout). A new setting: a module that registers its builder with
-``@register_setting("name")``, and one import line here.
+``@register_setting("name", flags=...)``, and one import line here; its flags join the command line's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import inspect
 from dataclasses import replace
 
 from unlearning_mock.starter_kit import cifar10, digits, kaggle, mnist_groups  # noqa: F401  (each registers its setting)
-from unlearning_mock.starter_kit.setting import SETTING_BUILDERS, Setting, setting_builder
+from unlearning_mock.starter_kit.setting import SETTING_BUILDERS, SETTING_FLAGS, Setting, setting_builder
 
 DEFAULT_DATASET = "mnist-groups"
 """The setting ``make evaluate``, the command, the API and the leaderboard run unless told otherwise (the one place it
@@ -23,7 +23,7 @@ is named)."""
 DATASETS = (DEFAULT_DATASET,) + tuple(name for name in SETTING_BUILDERS if name != DEFAULT_DATASET)
 """Every registered setting's name, the default first."""
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "Setting", "load_setting", "setting_options"]
+__all__ = ["DATASETS", "DEFAULT_DATASET", "SETTING_FLAGS", "Setting", "load_setting", "setting_options"]
 
 
 def load_setting(name: str, data_dir=None, amp: bool = False, **options) -> Setting:

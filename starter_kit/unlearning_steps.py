@@ -174,6 +174,21 @@ def steps_in(loader, epochs: float, what: str = "loader") -> int:
     return max(1, int(round(epochs * len(loader))))
 
 
+def check_epochs(epochs) -> None:
+    """Refuse an ``epochs`` option that is not a number > 0 (one epoch = one pass over the retain loader)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+        raise ValueError(f"epochs must be a number > 0 (one epoch = one pass over the retain loader; a fraction "
+                         f"caps the steps), got {epochs!r}")
+
+
+def roll_choices(roll_steps) -> list[int]:
+    """The class-axis roll steps to draw from, as ints; refuses an empty set or a roll by 0."""
+    steps = [int(s) for s in roll_steps]
+    if not steps or 0 in steps:
+        raise ValueError(f"roll_steps must be non-empty and exclude 0 (a roll by 0 changes nothing), got {steps}")
+    return steps
+
+
 def cross_entropy_step(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The plain fine-tuning loss: cross-entropy of ``net`` on the batch."""
     return F.cross_entropy(net(inputs), targets)

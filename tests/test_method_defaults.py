@@ -15,28 +15,24 @@ from unlearning_mock.mock_evaluator.method import call_keywords, check_options, 
 from unlearning_mock.starter_kit.models import SmallResNet
 from unlearning_mock.starter_kit.profile import CHALLENGE_PROFILE
 
-REFERENCE = [name for name, entry in METHODS.items() if entry.module.startswith("unlearning_mock.methods.")]
 
-# Every reference method's digits defaults as the digits leaderboard was measured with them (methods/settings.py's
-# DEFAULTS["digits"] before settings had profiles): they must not move.
-DIGITS_BEFORE_THE_PROFILE = {
-    "fcs": {"rounds": 8, "retain_epochs_per_round": 0.6666666666666666, "uniform_lr": 0.005, "forget_lr": 0.0003, "forget_min_lr": 1e-06, "retain_lr": 0.004, "momentum": 0.9, "retain_weight_decay": 0.01, "temperature": 1.15, "retain_batches_per_step": 4},
-    "msg": {"epochs": 3.333333333333333, "lr_low": 0.00033, "lr_high": 0.001, "rise_fraction": 0.6, "momentum": 0.9, "weight_decay": 0.0005, "reinit_fraction": 0.3, "kept_gradient_scale": 0.1, "per_layer": False},
-    "cfw": {"epochs": 2.6666666666666665, "lr": 0.06999999999999999, "momentum": 0.9, "weight_decay": 0.0005, "noise_std": 0.6, "last_epoch_noise_std": 0.005, "last_noise_at": 0.75, "class_weights": None},
-    "prmq": {"epochs": 2.1333333333333333, "lr": 0.015, "momentum": 0.9, "weight_decay": 0.0005, "prune_fraction": 0.99, "count_power": -0.1, "entropy_weight": 1.0},
-    "ct": {"variant": "ensemble", "b_probability": 0.51953125, "epochs": 2.0, "lr": 0.03, "momentum": 0.9, "weight_decay": 0.0005, "b_relabel_at": 0.6666666666666666, "b_forget_batch": 64},
-    "kde": {"warmup_epochs": 2.0, "warmup_lr": 0.027, "epochs": 2.0, "lr": 0.03, "momentum": 0.9, "weight_decay": 0.0005, "temperature": 5.0, "reset": ("conv1", "fc")},
-    "rni": {"epochs_per_phase": 0.6666666666666666, "partial_lrs": (0.006, 0.006, 0.006, 0.006, 0.006), "full_lrs": (0.006, 0.006, 0.006, 0.03), "num_partial": 9, "num_noised": 6, "noise_std": 0.04, "momentum": 0.9, "weight_decay": 0.0005},
-    "team-forget": {"cycle_epochs": (0.6666666666666666, 1.3333333333333333, 1.3333333333333333), "num_layers": 2, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "input_noise_std": 0.1},
-    "ft-kaggle": {"epochs": 0.6666666666666666, "lr": 0.001, "momentum": 0.9, "weight_decay": 0.0005},
-    "ft-kit": {"epochs": 3.333333333333333, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0005},
-    "ga": {"epochs": 3.333333333333333, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005},
-    "neggrad+": {"epochs": 3.333333333333333, "lr": 0.01, "alpha": 0.99, "momentum": 0.9, "weight_decay": 0.0005},
-    "scrub": {"epochs": 3.333333333333333, "max_epochs": 1.3333333333333333, "lr": 0.0005, "momentum": 0.9, "weight_decay": 0.0005, "kl_weight": 0.5, "temperature": 2.0},
-    "random-labels": {"epochs": 2.0, "lr": 0.003, "momentum": 0.9, "weight_decay": 0.0005},
-    "salun": {"epochs": 2.0, "lr": 0.003, "momentum": 0.9, "weight_decay": 0.0005, "mask_fraction": 0.5},
-    "bad-teacher": {"epochs": 0.6666666666666666, "lr": 0.0001, "temperature": 1.0},
-}
+DECLARED = {}
+for _name in METHODS:   # one declared function per method, whatever its variants
+    _function = load_method(_name)[0]
+    DECLARED.setdefault(_function.method_name, _function)
+
+
+def by_the_rule(profile, published: dict, tuned: dict) -> dict:
+    """The rule read off its description (methods/settings.py), not through SettingProfile.defaults: an option
+    whose name holds "epochs" times the setting's epoch scale (tuples element-wise), the rest as published,
+    then the values tuned in that setting."""
+    expected = {}
+    for key, value in published.items():
+        if "epochs" in key:
+            value = tuple(v * profile.epoch_scale for v in value) if isinstance(value, tuple) \
+                else value * profile.epoch_scale
+        expected[key] = value
+    return {**expected, **tuned.get(profile.name, {})}
 
 
 def test_published_values_become_the_settings_defaults_by_one_rule(digits_profile):
@@ -52,23 +48,38 @@ def test_published_values_become_the_settings_defaults_by_one_rule(digits_profil
     assert mock.defaults(team_forget.published)["cycle_epochs"] == pytest.approx((scale, 2 * scale, 2 * scale))
 
 
-def test_digits_keeps_every_methods_defaults_from_before_the_profile(digits_profile):
+@pytest.mark.parametrize("method", sorted(DECLARED))
+def test_every_declared_method_gets_its_defaults_by_the_rule_in_every_setting(method, digits_profile):
+    from unlearning_mock.starter_kit.settings import load_setting
+
+    unlearning = DECLARED[method]
+    assert unlearning.published and set(unlearning.tuned) <= {"digits"}       # only digits keeps tuned values
+    for profile in (digits_profile, load_setting("mnist-groups").profile, CHALLENGE_PROFILE):
+        assert profile.defaults(unlearning.published, unlearning.tuned) == \
+            by_the_rule(profile, unlearning.published, unlearning.tuned), (method, profile.name)
+
+
+def test_digits_keeps_the_values_its_leaderboard_was_measured_with(digits_profile):
+    """Digits runs its methods at 2/3 of the published epochs (its declared scale, not the rule's 4/3) and at
+    the learning rates each was tuned at there; SRFL and ALIF at the values measured there."""
     from unlearning_mock.methods.cfw import class_weights_for
     from unlearning_mock.methods.team_forget import layers_per_cycle
-    from unlearning_mock.submission.alif import alif_settings
-    from unlearning_mock.submission.unlearning import SRFL_PUBLISHED, SRFL_TUNED
 
-    assert sorted(DIGITS_BEFORE_THE_PROFILE) == sorted(REFERENCE)
-    for name, before in DIGITS_BEFORE_THE_PROFILE.items():
-        unlearning = load_method(name)[0]
-        now = digits_profile.defaults(unlearning.published, unlearning.tuned)
-        if name == "cfw":
-            now["class_weights"] = class_weights_for(now["class_weights"], digits_profile)
-        if name == "team-forget":
-            now["num_layers"] = layers_per_cycle(SmallResNet(), now["num_layers"])
-        assert now == before, name                                    # exactly: the same floats, the same weights
-    assert digits_profile.defaults(SRFL_PUBLISHED, SRFL_TUNED) == {"epochs": 2, "lr": 1e-2}
-    assert alif_settings(digits_profile, None, None) == (2, 0.05)
+    def digits(method):
+        return digits_profile.defaults(DECLARED[method].published, DECLARED[method].tuned)
+
+    assert digits_profile.epoch_scale == 20 / 30
+    assert digits("ga") == {"epochs": pytest.approx(10 / 3), "lr": pytest.approx(1e-2), "momentum": 0.9,
+                            "weight_decay": 5e-4}                                  # lr x 100 (its docstring)
+    assert digits("scrub") == {**DECLARED["scrub"].published, "epochs": pytest.approx(10 / 3),
+                               "max_epochs": pytest.approx(4 / 3)}                 # not tuned: lrs as published
+    assert digits("team-forget")["cycle_epochs"] == pytest.approx((2 / 3, 4 / 3, 4 / 3))
+    assert layers_per_cycle(SmallResNet(), digits("team-forget")["num_layers"]) == 2
+    assert class_weights_for(digits("cfw")["class_weights"], digits_profile) is None
+    assert (digits("cfw")["lr"], digits("kde")["warmup_lr"]) == pytest.approx((0.07, 0.027))
+    assert digits("rni")["full_lrs"] == pytest.approx((0.006, 0.006, 0.006, 0.03))
+    assert {k: digits("srfl")[k] for k in ("epochs", "lr")} == {"epochs": 2, "lr": 1e-2}
+    assert {k: digits("alif")[k] for k in ("epochs", "lr")} == {"epochs": 2, "lr": 0.05}
 
 
 def test_the_other_settings_get_the_rule(digits_profile):
@@ -84,8 +95,8 @@ def test_the_other_settings_get_the_rule(digits_profile):
     assert digits_profile.rule_epoch_scale == pytest.approx(4 / 3) and digits_profile.epoch_scale == 20 / 30
 
 
-@pytest.mark.parametrize("name", REFERENCE)
-def test_every_reference_method_declares_its_options(name):
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_registered_method_declares_its_options(name):
     unlearning, _ = load_method(name)
     parameters = inspect.signature(unlearning).parameters
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

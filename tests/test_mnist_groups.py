@@ -144,7 +144,7 @@ def test_mnist_groups_is_the_default_of_the_command_the_api_and_the_leaderboard(
 
     from unlearning_mock.mock_evaluator.cli import _parser
     from unlearning_mock.mock_evaluator.evaluate import EvalConfig
-    from unlearning_mock.mock_evaluator.reports.curve import METHODS, SETTINGS
+    from unlearning_mock.mock_evaluator.studies.curve import SETTINGS, curve_methods
     from unlearning_mock.starter_kit.settings import DATASETS, DEFAULT_DATASET
 
     assert DEFAULT_DATASET == m.NAME == DATASETS[0] and "digits" in DATASETS
@@ -155,4 +155,4 @@ def test_mnist_groups_is_the_default_of_the_command_the_api_and_the_leaderboard(
     assert _parser("score-zip").parse_args(["x.zip"]).dataset == "kaggle"
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert "$(CLI) --num-models $(N) $(ARGS)" in makefile and "--dataset" not in makefile.split("\nevaluate:")[1][:80]
-    assert m.NAME in SETTINGS and all(m.NAME in spec["curve"] for spec in METHODS.values())   # the curve tool too
+    assert m.NAME in SETTINGS and all(m.NAME in f.curve for f in curve_methods().values())   # the curve tool too

@@ -16,8 +16,8 @@ from unlearning_mock.starter_kit.data import make_loaders
 from unlearning_mock.starter_kit.evaluation import accuracy
 from unlearning_mock.starter_kit.models import SmallResNet, resnet18
 from unlearning_mock.starter_kit.unlearning_steps import inverse_frequency_weights
-from unlearning_mock.mock_evaluator.reports import curve
-from unlearning_mock.submission.unlearning import SRFL_PUBLISHED, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
+from unlearning_mock.mock_evaluator.studies import curve
+from unlearning_mock.submission.unlearning import PUBLISHED, SRFL_VARIANTS, srfl_class_weights, srfl_loss, unlearning
 
 pytestmark = pytest.mark.training
 
@@ -190,7 +190,7 @@ def test_defaults_digits_keeps_its_values_another_setting_gets_the_authors_at_it
     other = dataclasses.replace(digits_profile, name="other", declared_epoch_scale=None)        # the rule: x 4/3
     record = []
     unlearning(copy.deepcopy(original), loaders.retain, loaders.forget, profile=other, record=record)
-    assert len(record) == round(4 / 3 * len(loaders.retain)) and record[0]["lr"] == pytest.approx(SRFL_PUBLISHED["lr"])
+    assert len(record) == round(4 / 3 * len(loaders.retain)) and record[0]["lr"] == pytest.approx(PUBLISHED["lr"])
 
 
 def decoupling(net, loaders) -> tuple[float, float]:

@@ -15,7 +15,7 @@ import pandas as pd
 from unlearning_mock.mock_evaluator.reports.json_record import jsonable
 from unlearning_mock.mock_evaluator.reports.report import DIAGNOSTICS, ORACLE
 from unlearning_mock.mock_evaluator.reports.roc import plot_roc
-from unlearning_mock.mock_evaluator.scoring.lira import ROC_GRID, ROW_ARRAYS
+from unlearning_mock.mock_evaluator.scoring.attacks import ATTACKS, LIRA
 
 
 def _fmt(value, digits=4) -> str:
@@ -82,8 +82,8 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
 
 
 def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: Path, reps: int,
-                      curves: dict[str, dict | None]) -> list[Path]:
-    """Every file of the leaderboard; ``curves``: each row's :func:`~mock_evaluator.scoring.lira.lira_row`."""
+                      attack_rows: dict[str, dict]) -> list[Path]:
+    """Every file of the leaderboard; ``attack_rows``: each row's attacks (``MethodScore.attacks``)."""
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "leaderboard.csv", index=False)
     (folder / "leaderboard.md").write_text(markdown_table(frame, ranks))
@@ -94,11 +94,13 @@ def write_leaderboard(frame: pd.DataFrame, ranks: dict, results: dict, folder: P
               "retrain_seconds": results["retrain_seconds"], "config": jsonable(results["config"]),
               "timings_seconds": results["timings_seconds"], "versions": results["versions"],
               "rows": json.loads(frame.to_json(orient="records")),
-              "lira_roc_fpr": jsonable(ROC_GRID),
-              "lira": {name: {k: jsonable(row[k]) for k in ROW_ARRAYS} for name, row in curves.items() if row}}
+              **{key: jsonable(value) for attack in ATTACKS for key, value in attack.extras.items()},
+              **{attack.name: {name: {k: jsonable(rows[attack.name][k]) for k in attack.arrays}
+                               for name, rows in attack_rows.items() if rows.get(attack.name)} for attack in ATTACKS}}
     (folder / "leaderboard.json").write_text(json.dumps(record, indent=2))
     paths = [folder / name for name in ("leaderboard.csv", "leaderboard.md", "rank_transfer.csv", "leaderboard.json")]
     paths += _plots(frame, transfer, ranks, folder)
+    curves = {name: rows.get(LIRA.name) for name, rows in attack_rows.items()}
     if any(row is not None for name, row in curves.items() if name != ORACLE):
         paths.append(plot_roc(curves, ORACLE, folder / "roc.png",
                               "Likelihood-ratio attack per method (unlearned = positive), log-log"))

@@ -10,14 +10,14 @@ import pandas as pd
 
 from unlearning_mock.mock_evaluator.reports.json_record import jsonable
 from unlearning_mock.mock_evaluator.reports.roc import plot_roc
-from unlearning_mock.mock_evaluator.scoring.lira import LIRA_COLUMNS, ROC_GRID, ROW_ARRAYS
+from unlearning_mock.mock_evaluator.scoring.attacks import ATTACKS, LIRA, report_columns
 from unlearning_mock.mock_evaluator.scoring.metric import num_buckets
 
 ORACLE = "oracle reference"
 ORIGINAL = "original (not unlearned)"
-DIAGNOSTICS = ["spread_ratio", "mean_shift"]
+DIAGNOSTICS = [column for attack in ATTACKS for column in attack.diagnostics]
 COLUMNS = ["method", "final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc",
-           "retain_ratio", "test_ratio", "attack_accuracy", *LIRA_COLUMNS, *DIAGNOSTICS, "time_fraction", "over_budget"]
+           "retain_ratio", "test_ratio", "attack_accuracy", *report_columns(), "time_fraction", "over_budget"]
 
 
 def summary_frame(results: dict) -> pd.DataFrame:
@@ -30,16 +30,22 @@ def summary_frame(results: dict) -> pd.DataFrame:
 
 
 def per_example_frame(results: dict) -> pd.DataFrame:
-    """A row per (method, forget example): ε, points, the winning rule's family and rates."""
+    """A row per (method, forget example): ε, points, the winning rule's family and rates, each attack's
+    per-example figure."""
     frames = []
     for name, score in results["methods"].items():
-        frames.append(pd.DataFrame({
+        columns = {
             "method": name, "example": np.arange(len(score.epsilons)), "epsilon": score.epsilons,
             "points": score.points, "rule_family": score.details["family"],
             "rule_fpr": score.details["fpr"], "rule_fnr": score.details["fnr"],
             "mean_confidence": score.confidences.mean(0),
-            "lira_accuracy": score.lira["lira_per_example_accuracy"] if score.lira else np.nan,
-        }))
+        }
+        for attack in ATTACKS:
+            if attack.per_example:
+                column, array = attack.per_example
+                row = score.attacks.get(attack.name)
+                columns[column] = row[array] if row else np.nan
+        frames.append(pd.DataFrame(columns))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -54,9 +60,11 @@ def write_outputs(results: dict, oracle_confidences: np.ndarray, folder: Path) -
     record["methods"] = {name: {**jsonable(s.summary()),
                                 "epsilons": jsonable(s.epsilons), "points": jsonable(s.points),
                                 "time_fractions": jsonable(s.time_fractions),
-                                **{k: jsonable(s.lira[k]) for k in ROW_ARRAYS if s.lira}}
+                                **{k: jsonable(s.attacks[a.name][k]) for a in ATTACKS if s.attacks.get(a.name)
+                                   for k in a.arrays}}
                          for name, s in results["methods"].items()}
-    record["lira_roc_fpr"] = jsonable(ROC_GRID)    # the FPRs of every lira_roc_tpr
+    for attack in ATTACKS:
+        record.update(jsonable(attack.extras))
     (folder / "results.json").write_text(json.dumps(record, indent=2))
     written += [folder / "summary.csv", folder / "per_example.csv", folder / "results.json"]
     written += _plots(results, oracle_confidences, folder)
@@ -115,8 +123,8 @@ def _plots(results: dict, oracle_confidences: np.ndarray, folder: Path) -> list[
     ax.figure.savefig(paths[-1], dpi=110)
     plt.close(ax.figure)
     # 4. the likelihood-ratio attack's ROC per method (and the original's), exact retraining's in every panel
-    rows = {name: score.lira for name, score in methods.items()}
-    rows[ORIGINAL] = results.get("original_lira")
+    rows = {name: score.attacks.get(LIRA.name) for name, score in methods.items()}
+    rows[ORIGINAL] = results.get(f"original_{LIRA.name}")
     if any(row is not None for name, row in rows.items() if name != ORACLE):
         paths.append(plot_roc(rows, ORACLE, folder / "roc.png",
                               "Likelihood-ratio attack (unlearned = positive), log-log"))

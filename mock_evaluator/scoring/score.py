@@ -1,5 +1,5 @@
-"""Scoring one method's N models against the oracle set, as the challenge did, plus the kit's attack and the
-per-example likelihood-ratio view (:mod:`mock_evaluator.scoring.lira`)."""
+"""Scoring one method's N models against the oracle set, as the challenge did, plus the kit's attack and every
+attack of :mod:`mock_evaluator.scoring.attacks` (the per-example likelihood-ratio view first)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unlearning_mock.mock_evaluator.scoring.lira import ROW_ARRAYS, lira_row
+from unlearning_mock.mock_evaluator.scoring.attacks import attack_rows, attack_scalars
 from unlearning_mock.mock_evaluator.scoring.metric import bucket_points, final_score, per_example_epsilons
 from unlearning_mock.starter_kit.attack import forget_vs_test_attack
 
@@ -34,13 +34,13 @@ class MethodScore:
     details: dict = field(default=None, repr=False)
     confidences: np.ndarray = field(default=None, repr=False)   # [N, M], for the plots
     time_fractions: np.ndarray = field(default=None, repr=False)
-    lira: dict = field(default=None, repr=False)   # lira.lira_row: the LiRA columns, spread/shift, arrays
+    attacks: dict = field(default_factory=dict, repr=False)   # attack name -> its row (None below its min_models)
 
     def summary(self) -> dict:
-        """The scalar figures (for results.json and summary.csv), the LiRA columns and diagnostics included."""
+        """The scalar figures (for results.json and summary.csv), every attack's columns and diagnostics included."""
         scalars = {k: v for k, v in self.__dict__.items()
-                   if k not in ("epsilons", "points", "details", "confidences", "time_fractions", "lira")}
-        return {**scalars, **{k: v for k, v in (self.lira or {}).items() if k not in ROW_ARRAYS}}
+                   if k not in ("epsilons", "points", "details", "confidences", "time_fractions", "attacks")}
+        return {**scalars, **attack_scalars(self.attacks)}
 
 
 def mean_attack_accuracy(figures: dict, num_models: int) -> float:
@@ -65,7 +65,8 @@ def score_method(name: str, figures: dict, oracles: dict, attack_models: int = 3
         retain_acc=ra_u, forget_acc=float(figures["forget_acc"].mean()), test_acc=ta_u,
         retain_ratio=ra_u / ra_r, test_ratio=ta_u / ta_r,
         attack_accuracy=mean_attack_accuracy(figures, attack_models), attack_models=min(attack_models, len(unlearned)),
-        epsilons=epsilons, points=points, details=details, confidences=unlearned, lira=lira_row(unlearned, retrained),
+        epsilons=epsilons, points=points, details=details, confidences=unlearned,
+        attacks=attack_rows(unlearned, retrained),
     )
     if retrain_seconds is not None and "seconds" in figures:
         fractions = figures["seconds"] / retrain_seconds
