@@ -45,7 +45,7 @@ PROGRAM = "unlearning-mock"
 
 INFEASIBLE = "infeasible"     # a pruned trial's user attribute: over the time budget
 ERROR = "error"               # a failed trial's user attribute: what the method did wrong
-SCORES = ("final_score", "forget_quality", "retain_acc", "forget_acc", "test_acc", "time_fraction")
+SCORES = ("forget_quality", "retain_acc", "forget_acc", "test_acc", "time_fraction")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ and ``tune.png`` (the score of each trial with the best so far, and the options'
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 
 from unlearning_mock.mock_evaluator.reports.report import _jsonable
 
+MIN_SCORED = 3   # scored trials before the importances say anything
 STATES = {"COMPLETE": "scored", "PRUNED": "infeasible (over the time budget)", "FAIL": "failed"}
 
 
@@ -31,14 +33,18 @@ def trials_frame(study) -> pd.DataFrame:
 
 
 def importances(study) -> dict[str, float]:
-    """How much each option mattered to the score (Optuna's fANOVA over the scored trials); empty when too few
-    trials were scored to tell."""
+    """How much each option mattered to the score (Optuna's default importance evaluator over the scored trials);
+    empty when too few trials were scored to tell."""
     import optuna
 
-    try:
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
-    except (ValueError, RuntimeError):   # fewer than two scored trials, or one point of the space only
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < MIN_SCORED:
         return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "too few trials": the result says so by being even
+        try:
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        except (ValueError, RuntimeError):   # one point of the space only
+            return {}
 
 
 def write_study_outputs(study, summary: dict, folder: Path) -> tuple[pd.DataFrame, list[Path]]:
@@ -78,7 +84,7 @@ def plot_study(frame: pd.DataFrame, mattered: dict[str, float], summary: dict, p
     if mattered:
         names = list(mattered)[::-1]
         right.barh(names, [mattered[n] for n in names], color="tab:purple")
-        right.set_xlabel("importance (fANOVA share of the score's variance)")
+        right.set_xlabel("importance (Optuna's evaluator: share of the score's variation)")
     else:
         right.text(0.5, 0.5, "too few scored trials\nto tell which options mattered", ha="center", va="center")
         right.set_axis_off()
