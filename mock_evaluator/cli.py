@@ -108,7 +108,9 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET if not score_zip else "kaggle")
     parser.add_argument("--data-dir", default=None, help="folder of the cifar10 or kaggle data")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of every model's seed")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed of every model's seed" if mode != "tune" else
+                        "the evaluation seed the tuned options are scored on (never tuned on; see --tuning-seed)")
     parser.add_argument("--output-dir", default="outputs", help="reports go to OUTPUT_DIR/RUN_NAME/")
     parser.add_argument("--run-name", default=None,
                         help="default: DATASET-SUBMISSION-nN-seedS (leaderboard: leaderboard-DATASET-nN-seedS)")

@@ -33,7 +33,8 @@ from unlearning_mock.mock_evaluator.evaluate import EvalConfig, Evaluation, Subm
 from unlearning_mock.mock_evaluator.method import Method, method_from_spec
 from unlearning_mock.mock_evaluator.reports.study import write_study_outputs
 from unlearning_mock.mock_evaluator.scoring.score import score_method
-from unlearning_mock.mock_evaluator.tune_space import Dimension, derive_space, entry_point_defaults, start_point
+from unlearning_mock.mock_evaluator.tune_space import (Dimension, EntryPoint, derive_space, entry_point_defaults,
+                                                       start_point)
 from unlearning_mock.mock_evaluator.tuned_options import record_tuned
 from unlearning_mock.starter_kit.training import cache_hash
 
@@ -106,14 +107,8 @@ def run_tune(config: EvalConfig, request: TuneRequest, log=print) -> TuneResult:
     import optuna
 
     check_seeds(config.seed, request.evaluation_seed)
-    config = replace(config, baseline=False)
-    base = method_from_spec(request.spec, request.options, name=request.registry_name, batches=request.batches, log=log)
-    evaluation = Evaluation(config, methods=[base], log=log)
+    evaluation, base, entry, space = prepare(config, request, log)
     try:
-        profile = evaluation.setting.profile
-        entry = entry_point_defaults(base, profile)
-        space = derive_space(entry, request.options, profile, config.time_budget, request.overrides, request.only)
-        log("search space: " + "; ".join(d.describe() for d in space))
         storage = study_storage(evaluation, base, request, space)
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         url = f"sqlite:///{storage}"
@@ -135,6 +130,22 @@ def run_tune(config: EvalConfig, request: TuneRequest, log=print) -> TuneResult:
     finally:
         evaluation.close()
     return finish(study, config, request, space, storage, tune_command, seconds, log)
+
+
+def prepare(config: EvalConfig, request: TuneRequest, log=print) -> tuple[Evaluation, Method, EntryPoint, tuple]:
+    """What every trial shares: the evaluation on the tuning seed (setting, original, executor; no kit baseline),
+    the method with its fixed options, its entry point's defaults and the search space. Close the evaluation after."""
+    base = method_from_spec(request.spec, request.options, name=request.registry_name, batches=request.batches, log=log)
+    evaluation = Evaluation(replace(config, baseline=False), methods=[base], log=log)
+    try:
+        profile = evaluation.setting.profile
+        entry = entry_point_defaults(base, profile)
+        space = derive_space(entry, request.options, profile, config.time_budget, request.overrides, request.only)
+    except BaseException:
+        evaluation.close()
+        raise
+    log("search space: " + "; ".join(d.describe() for d in space))
+    return evaluation, base, entry, space
 
 
 def study_storage(evaluation: Evaluation, base: Method, request: TuneRequest, space: tuple[Dimension, ...]) -> Path:
