@@ -63,6 +63,7 @@ class LeaderboardResult:
     paths: list[Path]
     failures: dict[str, str]
     results: dict
+    comparison: pd.DataFrame | None = None   # with tuned=: published and tuned rows side by side (tuned.csv)
 
     def __repr__(self) -> str:
         shown = self.frame.set_index("method")[["final_score", "final_low", "final_high"]]
@@ -101,17 +102,26 @@ def evaluate(*submissions, log=print, **settings) -> EvaluationResult:
                             paths=paths, failures=dict(results["failures"]), results=results)
 
 
-def leaderboard(methods=None, *, bootstrap: int = 100, log=print, **settings) -> LeaderboardResult:
+def leaderboard(methods=None, *, bootstrap: int = 100, tuned=None, log=print, **settings) -> LeaderboardResult:
     """Every registered method (or ``methods``, registry names) side by side with bootstrap intervals, with the
-    setting's kit baseline as the row ``baseline`` (``baseline=False``: without it)."""
+    setting's kit baseline as the row ``baseline`` (``baseline=False``: without it). ``tuned=True`` (the setting's
+    tuned-options file in the repository) or a file's path: a tuned row beside each method that has tuned options
+    (docs/tuning.md), and ``result.comparison``."""
     from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 
     if isinstance(methods, str):
         methods = [methods]
     config = _config((), settings)
-    outcome = run_leaderboard(config, list(methods) if methods else None, reps=bootstrap, log=log)
+    names = list(methods) if methods else None
+    if tuned:
+        from unlearning_mock.mock_evaluator.tuned_leaderboard import run_tuned_leaderboard
+
+        outcome = run_tuned_leaderboard(config, names, None if tuned is True else str(tuned), reps=bootstrap, log=log)
+    else:
+        outcome = run_leaderboard(config, names, reps=bootstrap, log=log)
     return LeaderboardResult(frame=outcome["frame"], ranks=outcome["ranks"], folder=outcome["folder"],
-                             paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"])
+                             paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"],
+                             comparison=outcome.get("comparison"))
 
 
 def tune(submission=None, *, method: str | None = None, options: dict | None = None, trials: int = 30,

@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from unlearning_mock.mock_evaluator.api import tune
+from unlearning_mock.mock_evaluator.api import leaderboard, tune
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.method import method_from_spec
 from unlearning_mock.mock_evaluator.tune_space import (Dimension, derive_space, entry_point_defaults, parse_dimension,
@@ -206,6 +206,12 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
     assert row["tuned"] == pytest.approx(board.loc["ft-kaggle (tuned)", "final_score"])
     assert row["options"].startswith("lr=")
     assert "ft-kaggle" in (folder / "tuned.md").read_text()
+    # the API: the same rows (the runs come from the cache)
+    board = leaderboard(["ft-kaggle"], tuned=str(tuned), num_models=8, dataset="digits", cache_dir=str(cache_dir),
+                        output_dir=str(tmp_path / "api"), workers=1, progress=False, baseline=False, bootstrap=5,
+                        log=lambda *_: None)
+    assert list(board.comparison["method"]) == ["ft-kaggle"]
+    assert board.comparison.loc[0, "tuned"] == pytest.approx(row["tuned"])
 
 
 def test_an_evaluation_that_does_not_tune_never_imports_optuna():
