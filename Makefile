@@ -12,8 +12,16 @@ KAGGLE_N ?= 4
 ARGS ?=
 SUBMISSION ?= submission/unlearning.py
 OPTIONS ?=
+# tuning (docs/tuning.md): one study per method, every method the same budget, resumable
+METHOD ?= msg
+TRIALS ?= 30
+TUNE_N ?= 32
+TUNING_SEED ?= 1
+DATASET ?= mnist-groups
+TUNED_FILE ?= methods/tuned/$(DATASET).json
+TUNE_METHODS ?= fcs msg cfw prmq ct kde rni team-forget ft-kaggle ga neggrad+ scrub random-labels salun bad-teacher srfl-submitted srfl-seed alif-decouple alif-unseen
 
-.PHONY: setup test test-fast test-second-kernel evaluate leaderboard srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip install-ray bench-ray clean clean-cache
+.PHONY: setup test test-fast test-second-kernel evaluate leaderboard tune tune-all leaderboard-tuned bench-tune srfl-curve alif-curve bench mock-kaggle-input package package-run score-zip install-ray bench-ray clean clean-cache
 
 setup: $(VENV)/.installed
 
@@ -50,6 +58,23 @@ evaluate: setup
 # Every registered method (methods/registry.py) side by side, with intervals; ARGS="--methods fcs,ga" for a few.
 leaderboard: setup
 	$(CLI) leaderboard --num-models $(N) $(ARGS)
+
+# One method's study (resumes where it stopped), its best options recorded in TUNED_FILE for leaderboard --tuned.
+tune: setup
+	$(CLI) tune --method $(METHOD) --dataset $(DATASET) --trials $(TRIALS) --num-models $(TUNE_N) --tuning-seed $(TUNING_SEED) --record $(TUNED_FILE) $(ARGS)
+
+# Every method of TUNE_METHODS with the same budget, one after the other; run it again to resume.
+tune-all: setup
+	@set -e; for method in $(TUNE_METHODS); do \
+	  $(CLI) tune --method $$method --dataset $(DATASET) --trials $(TRIALS) --num-models $(TUNE_N) --tuning-seed $(TUNING_SEED) --record $(TUNED_FILE) --quiet $(ARGS) || echo "tune $$method: no result (see above)"; \
+	done
+
+# Published and tuned rows side by side on the evaluation seed (seed 0), with intervals.
+leaderboard-tuned: setup
+	$(CLI) leaderboard --dataset $(DATASET) --num-models $(N) --tuned $(TUNED_FILE) $(ARGS)
+
+bench-tune: setup
+	$(PY) benchmarks/bench_tune.py
 
 # The picture of "forget accuracy goes low while retain accuracy stays high" during one SRFL run.
 srfl-curve: setup

@@ -12,6 +12,9 @@ returning the tables instead of printing them.
     board = leaderboard(["fcs", "ft-kaggle"], num_models=64)
     board.frame               # the leaderboard as a DataFrame, with intervals
 
+    study = tune("my_method.py", trials=30)        # or tune(method="msg"): an Optuna study on tuning seed 1
+    study.best_options, study.command              # the options, and the command that scores them at N = 512
+
 Every keyword of :class:`~mock_evaluator.evaluate.EvalConfig` is accepted (``seed``, ``device``, ``cache_dir``,
 ``workers``, ``executor``, ``baseline``, ``batches``, ``time_budget``, ``progress``, ``output_dir``, ``run_name``
 ...); an unknown one is a ``TypeError`` that lists them. ``batches`` ("kaggle" or "tuples") is the batch format of
@@ -62,6 +65,7 @@ class LeaderboardResult:
     paths: list[Path]
     failures: dict[str, str]
     results: dict
+    comparison: pd.DataFrame | None = None   # with tuned=: published and tuned rows side by side (tuned.csv)
 
     def __repr__(self) -> str:
         shown = self.frame.set_index("method")[["final_score", "final_low", "final_high"]]
@@ -101,14 +105,46 @@ def evaluate(*submissions, log=print, **settings) -> EvaluationResult:
                             paths=paths, failures=dict(outcome.failures), results=results, outcome=outcome)
 
 
-def leaderboard(methods=None, *, bootstrap: int = 100, log=print, **settings) -> LeaderboardResult:
+def leaderboard(methods=None, *, bootstrap: int = 100, tuned=None, log=print, **settings) -> LeaderboardResult:
     """Every registered method (or ``methods``, registry names) side by side with bootstrap intervals, with the
-    setting's kit baseline as the row ``baseline`` (``baseline=False``: without it)."""
+    setting's kit baseline as the row ``baseline`` (``baseline=False``: without it). ``tuned=True`` (the setting's
+    tuned-options file in the repository) or a file's path: a tuned row beside each method that has tuned options
+    (docs/tuning.md), and ``result.comparison``."""
     from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 
     if isinstance(methods, str):
         methods = [methods]
     config = _config((), settings)
-    outcome = run_leaderboard(config, list(methods) if methods else None, reps=bootstrap, log=log)
+    names = list(methods) if methods else None
+    if tuned:
+        from unlearning_mock.mock_evaluator.tuned_leaderboard import run_tuned_leaderboard
+
+        outcome = run_tuned_leaderboard(config, names, None if tuned is True else str(tuned), reps=bootstrap, log=log)
+    else:
+        outcome = run_leaderboard(config, names, reps=bootstrap, log=log)
     return LeaderboardResult(frame=outcome["frame"], ranks=outcome["ranks"], folder=outcome["folder"],
-                             paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"])
+                             paths=outcome["paths"], failures=dict(outcome["failures"]), results=outcome["results"],
+                             comparison=outcome.get("comparison"))
+
+
+def tune(submission=None, *, method: str | None = None, options: dict | None = None, trials: int = 30,
+         tuning_seed: int = 1, seed: int = 0, evaluation_models: int = 512, space=(), only=(), batches=None,
+         record: str | None = None, log=print, **settings):
+    """Tune one method -- a ``submission`` (file, notebook, module) or a registered ``method`` -- with an Optuna
+    study of ``trials`` trials at ``num_models`` (default 32) on ``tuning_seed``; ``seed`` is the evaluation seed
+    the result's command scores on (never tuned on). ``options`` stay fixed; ``space``: ranges that replace or add
+    the derived ones (``"lr=1e-4:1e-1:log"`` or :class:`~mock_evaluator.tune_space.Dimension`), ``only``: the
+    options to search. Resumes a study interrupted before. Returns a :class:`~mock_evaluator.tune.TuneResult`
+    (docs/tuning.md)."""
+    from unlearning_mock.mock_evaluator.tune import TUNING_MODELS, TuneRequest, registry_request, run_tune
+    from unlearning_mock.mock_evaluator.tune_space import Dimension, parse_dimension
+
+    if (submission is None) == (method is None):
+        raise TypeError("tune one method: give a submission (file, notebook or module) or method='registered name'")
+    fields = dict(trials=trials, evaluation_seed=seed, evaluation_models=evaluation_models,
+                  overrides=tuple(d if isinstance(d, Dimension) else parse_dimension(d) for d in space),
+                  only=tuple(only), record=record)
+    request = (registry_request(method, options, **fields) if method is not None else
+               TuneRequest(spec=str(submission), options=dict(options or {}), batches=batches, **fields))
+    settings = {"num_models": TUNING_MODELS, **settings, "seed": tuning_seed, "baseline": False}
+    return run_tune(_config((), settings), request, log=log)

@@ -1,7 +1,8 @@
 """The command line: ``unlearning-mock [SUBCOMMAND] [options]`` (also ``python -m mock_evaluator`` in a clone).
 
 Subcommands: ``evaluate`` (the default: score submissions like the challenge), ``leaderboard`` (every registered
-method side by side), ``score-zip`` (a Kaggle submission.zip of checkpoints), ``package`` (the Kaggle notebook
+method side by side; ``--tuned`` with tuned rows), ``tune`` (an Optuna study of one method's options on a tuning
+seed), ``score-zip`` (a Kaggle submission.zip of checkpoints), ``package`` (the Kaggle notebook
 from a method file), ``mock-kaggle-input`` (the competition's folder layout made from digits), ``curve`` (per-step
 forget/retain accuracy of SRFL or ALIF), ``methods`` (the registered methods). ``unlearning-mock SUBCOMMAND --help``
 lists each one's options.
@@ -57,13 +58,18 @@ PROG = "unlearning-mock"
 DESCRIPTIONS = {
     "evaluate": "Score unlearning functions the way the NeurIPS 2023 Machine Unlearning Challenge did: N unlearned "
                 "copies of one original model against N models retrained from scratch. Other subcommands: "
-                "leaderboard, score-zip, package, mock-kaggle-input, curve, methods (each with --help); --version.",
+                "leaderboard, tune, score-zip, package, mock-kaggle-input, curve, methods (each with --help); "
+                "--version.",
     "score-zip": "Score a Kaggle-style submission.zip of unlearned checkpoints.",
     "leaderboard": "Score every registered method (`unlearning-mock methods` lists them) side by side against the "
                    "same oracles, with bootstrap intervals and rank agreement with the challenge's private "
                    "leaderboard.",
+    "tune": "Tune one method's options with an Optuna study: each trial an evaluation at a small N on a tuning seed "
+            "with its own oracles, the objective the final score, a trial over the time budget infeasible. Resumable "
+            "(the study lives under the cache); prints the best options and the command that evaluates them at "
+            "N = 512 on the evaluation seed (--seed), which is never tuned on. See docs/tuning.md.",
 }
-SCORING_MODES = ("evaluate", "score-zip", "leaderboard")
+SCORING_MODES = ("evaluate", "score-zip", "leaderboard", "tune")
 TOOLS = ("package", "mock-kaggle-input", "curve", "methods")
 
 
@@ -87,6 +93,9 @@ def _parser(mode: str) -> argparse.ArgumentParser:
         parser.add_argument("--methods", default=None,
                             help="comma-separated registry names (default: every registered method)")
         parser.add_argument("--bootstrap", type=int, default=100, help="paired-bootstrap replicates for the intervals")
+        parser.add_argument("--tuned", nargs="?", const="", default=None, metavar="FILE",
+                            help="add a tuned row beside each method with tuned options for the setting (FILE, "
+                                 "default: the repository's methods/tuned/DATASET.json; see docs/tuning.md)")
     else:
         parser.add_argument("--submission", action=_SubmissionAction, dest="submissions", default=None,
                             help="a .py file or a Jupyter/Kaggle notebook (.ipynb) defining unlearning(net, retain_loader, "
@@ -104,7 +113,9 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET if not score_zip else "kaggle")
     parser.add_argument("--data-dir", default=None, help="folder of the cifar10 or kaggle data")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of every model's seed")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed of every model's seed" if mode != "tune" else
+                        "the evaluation seed the tuned options are scored on (never tuned on; see --tuning-seed)")
     parser.add_argument("--output-dir", default="outputs", help="reports go to OUTPUT_DIR/RUN_NAME/")
     parser.add_argument("--run-name", default=None,
                         help="default: DATASET-SUBMISSION-nN-seedS (leaderboard: leaderboard-DATASET-nN-seedS)")
@@ -145,6 +156,10 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser.add_argument("--amp", action="store_true",
                         help="CUDA: train the original and the oracles with bf16 autocast (logits stay float32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    if mode == "tune":
+        from unlearning_mock.mock_evaluator.tune_cli import add_tune_arguments
+
+        add_tune_arguments(parser)
     return parser
 
 
@@ -198,6 +213,13 @@ def main(argv=None) -> int:
               "so every example scores (almost) 0 points; use N >= 8 for a meaningful forget quality", file=sys.stderr)
     if mode == "leaderboard":
         return _leaderboard(args)
+    if mode == "tune":
+        from unlearning_mock.mock_evaluator.tune_cli import tune_main
+
+        try:
+            return tune_main(args, _config(args, submissions=()))
+        except RUN_ENDERS as error:
+            return _ended(error)
     try:
         if score_zip:
             config = _config(args, submissions=())
@@ -264,13 +286,24 @@ def _leaderboard(args) -> int:
     try:
         config = _config(args, submissions=())
         names = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
-        outcome = run_leaderboard(config, names, reps=args.bootstrap)
+        if args.tuned is None:
+            outcome = run_leaderboard(config, names, reps=args.bootstrap)
+        else:
+            from unlearning_mock.mock_evaluator.tuned_leaderboard import run_tuned_leaderboard
+
+            outcome = run_tuned_leaderboard(config, names, args.tuned or None, reps=args.bootstrap)
     except RUN_ENDERS as error:
         return _ended(error)
     print()
     print(format_leaderboard(outcome["frame"]))
     if "kendall_tau" in outcome["ranks"]:
         print("\n" + rank_sentence(outcome["ranks"]))
+    if "comparison" in outcome:
+        from unlearning_mock.mock_evaluator.tuned_leaderboard import format_comparison
+
+        print("\npublished and tuned options side by side:\n" + format_comparison(outcome["comparison"]))
+        print(outcome["budget"])
+        print("With each method at its tuned options: " + rank_sentence(outcome["tuned_ranks"]))
     print(f"written to {outcome['folder']}/ ({', '.join(p.name for p in outcome['paths'])})")
     for name, message in outcome["failures"].items():
         print(f"\nFAILED: {message}", file=sys.stderr)

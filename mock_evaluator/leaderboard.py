@@ -57,12 +57,15 @@ def leaderboard_folder(config: EvalConfig) -> Path:
     return Path(config.output_dir) / (config.run_name or f"leaderboard-{config.dataset}-n{config.num_models}-seed{config.seed}")
 
 
-def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: int = 100, log=print) -> dict:
+def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: int = 100, log=print,
+                    extra: tuple = ()) -> dict:
     """Score the methods, bootstrap the intervals, write every output; return ``{"frame", "ranks", "folder",
-    "paths", "failures", "results"}`` (``paths``: the files written)."""
+    "paths", "failures", "results"}`` (``paths``: the files written). ``extra``: more rows, each ``(method, family,
+    description)`` (the tuned rows of :mod:`mock_evaluator.tuned_leaderboard`)."""
     from unlearning_mock.methods.registry import METHODS
 
-    methods = registered_methods(names)
+    methods = registered_methods(names) + [method for method, _, _ in extra]
+    described = {method.name: (family, description) for method, family, description in extra}
     if config.baseline:   # the setting's kit baseline, as `evaluate` scores it (mnist-groups: the calibrated fine-tune)
         methods.append(method_from_spec(BASELINE, name=BASELINE))
     outcome = Evaluation(config, methods=methods, log=log).run()
@@ -91,7 +94,7 @@ def run_leaderboard(config: EvalConfig, names: list[str] | None = None, reps: in
                 low, high = interval(attack_boot[attack.name][name][:, k], row[column], upper=attack.upper)
                 attacks.update({column: row[column], f"{column}_low": low, f"{column}_high": high})
             attacks.update({column: row[column] for column in attack.diagnostics})
-        family, description = ((entry.family, entry.description) if entry else _REFERENCE_ROWS.get(
+        family, description = ((entry.family, entry.description) if entry else described.get(name) or _REFERENCE_ROWS.get(
             name, ("baseline", f"the setting's kit baseline: {outcome.setting['baseline']}")))
         rows.append({
             "method": name, "family": family,
