@@ -3,7 +3,7 @@
 Runs the study's own trial code (:class:`mock_evaluator.tune.Objective`) once, at the method's defaults (the point
 every study starts from), after removing that point's runs from the cache so that they are measured, not loaded.
 Prints, with ``uptime``: the tuning seed's oracles (trained once per seed and N, then cached: run the benchmark twice
-to see the cached case), the timing retrain (once per study session), and the trial (target: at most 1 minute, so a
+to see the cached case), the timing retrain (once per run of the command), and the trial (target: at most 1 minute, so a
 30-trial study fits in 30 minutes).
 
     .venv/bin/python benchmarks/bench_tune.py                      # msg, N = 32, mnist-groups, tuning seed 1
@@ -63,7 +63,7 @@ def main() -> None:
         evaluation.close()
     print(f"\n{args.dataset}, N = {args.num_models}, tuning seed {args.tuning_seed}, {workers} "
           f"workers: oracles {oracles:.1f} s (once per seed and N; cached after), timing retrain {timing:.1f} s "
-          f"(once per session; one retrain {retrain:.2f} s)")
+          f"(once per run; one retrain {retrain:.2f} s)")
     print(f"one trial of {args.method} at its defaults: {trial:.1f} s (target <= {TARGET_SECONDS:.0f} s: "
           f"{'met' if trial <= TARGET_SECONDS else 'NOT met'}), {outcome}; a 30-trial study about "
           f"{30 * trial / 60:.0f} min")

@@ -299,7 +299,7 @@ def _leaderboard(args) -> int:
     if "kendall_tau" in outcome["ranks"]:
         print("\n" + rank_sentence(outcome["ranks"]))
     if "comparison" in outcome:
-        from unlearning_mock.mock_evaluator.tuned_leaderboard import format_comparison
+        from unlearning_mock.mock_evaluator.reports.tuned_report import format_comparison
 
         print("\npublished and tuned options side by side:\n" + format_comparison(outcome["comparison"]))
         print(outcome["budget"])

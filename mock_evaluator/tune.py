@@ -2,7 +2,7 @@
 
 Each trial is an evaluation of the method with the trial's options at a small N (default 32) on the **tuning
 seed**: its own oracles (set A only, cached like every evaluation's), its own unlearning seeds, one timing retrain
-per study session. The objective is the challenge's final score; a trial whose mean time is over the time budget is
+per run of the command. The objective is the challenge's final score; a trial whose mean time is over the time budget is
 *infeasible*: it is pruned and has no score. A trial whose method fails (raises, breaks the contract, times out) is
 a failed trial with its message. The evaluation seed, which the leaderboard reports, is never tuned on: a tuning
 seed equal to it is refused.
@@ -87,7 +87,7 @@ class TuneResult:
     paths: list[Path]
     storage: Path               # the study's SQLite file
     counted: int                # finished trials (complete, infeasible or failed)
-    seconds: float              # wall time of this session's trials
+    seconds: float              # wall time of this run's trials
 
     def __repr__(self) -> str:
         best = f"{self.best_score:.4f} with {self.best_options}" if self.best_options is not None else "no feasible trial"
@@ -168,7 +168,7 @@ def counted_trials(study) -> list:
 
 
 def recover_interrupted(study) -> None:
-    """Close the trials an interrupted session left running, and queue the options of every interrupted trial that
+    """Close the trials an interrupted run left running, and queue the options of every interrupted trial that
     no finished or queued trial has, so that the study runs them again (their finished models are cached)."""
     from optuna.trial import TrialState
 
@@ -219,7 +219,7 @@ class Objective:
             raise optuna.TrialPruned(f"over the time budget: {score.time_fraction:.3f} > {config.time_budget}")
         self.best = score.final_score if self.best is None else max(self.best, score.final_score)
         self.log(f"{where}: score {score.final_score:.4f} (F {score.forget_quality:.3f}, retain {score.retain_acc:.3f}, "
-                 f"test {score.test_acc:.3f}, time {score.time_fraction:.3f}) [{seconds:.0f} s; best of this session "
+                 f"test {score.test_acc:.3f}, time {score.time_fraction:.3f}) [{seconds:.0f} s; best of this run "
                  f"{self.best:.4f}]")
         return score.final_score
 
@@ -261,7 +261,7 @@ def finish(study, config: EvalConfig, request: TuneRequest, space, storage: Path
 
 
 def study_seconds(study) -> float:
-    """The summed durations of the study's finished trials (every session's)."""
+    """The summed durations of the study's finished trials (every run's)."""
     return float(sum(t.duration.total_seconds() for t in counted_trials(study) if t.duration is not None))
 
 

@@ -3,7 +3,7 @@
 Every asked-for method that has tuned options for the setting (:mod:`mock_evaluator.tuned_options`, by default the
 repository's ``methods/tuned/<setting>.json``) gets a second row, ``NAME (tuned)``, scored against the same oracles
 with the same seeds as every other row (:func:`~mock_evaluator.leaderboard.run_leaderboard`). Beside the leaderboard:
-a side-by-side table, a row per method with both (published and tuned final score with their intervals, the change,
+a side-by-side table (written by :mod:`mock_evaluator.reports.tuned_report`), a row per method with both (published and tuned final score with their intervals, the change,
 the tuned options), the trial budget the tuned options came from (every method's, said once when it is the same for
 all), and Kendall's τ against the private leaderboard with each method at its tuned options. Written next to the
 leaderboard's files as ``tuned.csv`` and ``tuned.md``.
@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from unlearning_mock.mock_evaluator.evaluate import EvalConfig
-from unlearning_mock.mock_evaluator.leaderboard import _with_interval, rank_sentence, run_leaderboard
+from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 from unlearning_mock.mock_evaluator.method import method_from_spec
+from unlearning_mock.mock_evaluator.reports.tuned_report import write_comparison
 from unlearning_mock.mock_evaluator.scoring.uncertainty import rank_agreement
 from unlearning_mock.mock_evaluator.tuned_options import default_tuned_file, read_tuned
 
@@ -61,10 +62,7 @@ def run_tuned_leaderboard(config: EvalConfig, names: list[str] | None = None, tu
         tuned_ranks = rank_agreement(at_tuned, ranked)
     except ValueError as error:
         tuned_ranks = {"note": str(error)}
-    folder = outcome["folder"]
-    comparison.to_csv(folder / "tuned.csv", index=False)
-    (folder / "tuned.md").write_text(comparison_markdown(comparison, budget, tuned_ranks))
-    return {**outcome, "paths": outcome["paths"] + [folder / "tuned.csv", folder / "tuned.md"],
+    return {**outcome, "paths": outcome["paths"] + write_comparison(comparison, budget, tuned_ranks, outcome["folder"]),
             "comparison": comparison, "budget": budget, "tuned_ranks": tuned_ranks}
 
 
@@ -99,20 +97,3 @@ def budget_sentence(tuned: dict[str, dict], path: Path) -> str:
     if len(said) == 1:
         return f"Every tuned row: the best of {said[0]} ({path.name})."
     return (f"The tuned rows had DIFFERENT budgets ({'; '.join(said)}; {path.name}): compare them with care.")
-
-
-def comparison_markdown(comparison: pd.DataFrame, budget: str, tuned_ranks: dict) -> str:
-    lines = ["| method | published [95% CI] | tuned [95% CI] | change | F published → tuned | tuned time frac. | "
-             "tuned options |", "|---|---|---|---|---|---|---|"]
-    for row in comparison.to_dict("records"):
-        time = f"{row['tuned_time_fraction']:.3f}" + (" **OVER**" if row["tuned_over_budget"] is True else "")
-        lines.append(f"| {row['method']} | {_with_interval(row['published'], row['published_low'], row['published_high'], 4)} "
-                     f"| {_with_interval(row['tuned'], row['tuned_low'], row['tuned_high'], 4)} | {row['change']:+.4f} "
-                     f"| {row['published_f']:.4f} → {row['tuned_f']:.4f} | {time} | {row['options']} |")
-    lines += ["", budget, "", "With each method at its tuned options: " + rank_sentence(tuned_ranks)]
-    return "\n".join(lines) + "\n"
-
-
-def format_comparison(comparison: pd.DataFrame) -> str:
-    shown = comparison[["method", "published", "tuned", "change", "published_f", "tuned_f", "options"]]
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")

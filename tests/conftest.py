@@ -89,7 +89,7 @@ def unlearning(net, retain_loader, forget_loader, validation_loader, lr=0.01):
 # -- the engines that the isolation and Ray tests run their evaluations on -------------------------------------
 @pytest.fixture(scope="session")
 def local_ray():
-    """One local 2-CPU Ray instance for every Ray test of the session (skipped when Ray is not installed)."""
+    """One local 2-CPU Ray instance for every Ray test of the test run (skipped when Ray is not installed)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")

@@ -36,7 +36,7 @@ def _private(row) -> str:
     return f"{int(rank)}" + ("" if score is None or pd.isna(score) else f" ({score:.4f})")
 
 
-def _with_interval(value, low, high, digits: int = 3) -> str:
+def with_interval(value, low, high, digits: int = 3) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -60,11 +60,11 @@ def markdown_table(frame: pd.DataFrame, ranks: dict | None = None) -> str:
                 + (" **OVER**" if row["over_budget"] else ""))
         lines.append("| " + " | ".join([
             str(row["rank"]), row["method"],
-            _with_interval(row["final_score"], row["final_low"], row["final_high"], 4),
-            _with_interval(row["forget_quality"], row["f_low"], row["f_high"], 4),
+            with_interval(row["final_score"], row["final_low"], row["final_high"], 4),
+            with_interval(row["forget_quality"], row["f_low"], row["f_high"], 4),
             _fmt(row["retain_acc"], 3), _fmt(row["forget_acc"], 3), _fmt(row["test_acc"], 3),
             _fmt(row["attack_accuracy"], 3),
-            *[_with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"]) for c in ("lira_auc", "lira_tpr_at_1pct")],
+            *[with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"]) for c in ("lira_auc", "lira_tpr_at_1pct")],
             _fmt(row["lira_tpr_at_0.1pct"], 3), _fmt(row["lira_worst_5pct_accuracy"], 3),
             _fmt(row["spread_ratio"], 2), _fmt(row["mean_shift"], 2),
             time, _fmt(row["separated_from_next"]), _private(row)]) + " |")

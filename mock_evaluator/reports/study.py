@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unlearning_mock.mock_evaluator.reports.report import _jsonable
+from unlearning_mock.mock_evaluator.reports.json_record import jsonable
 
 MIN_SCORED = 3   # scored trials before the importances say anything
 STATES = {"COMPLETE": "scored", "PRUNED": "infeasible (over the time budget)", "FAIL": "failed"}
@@ -53,7 +53,7 @@ def write_study_outputs(study, summary: dict, folder: Path) -> tuple[pd.DataFram
     frame = trials_frame(study)
     frame.to_csv(folder / "trials.csv", index=False)
     mattered = importances(study)
-    (folder / "best.json").write_text(json.dumps(_jsonable({**summary, "importances": mattered}), indent=2) + "\n")
+    (folder / "best.json").write_text(json.dumps(jsonable({**summary, "importances": mattered}), indent=2) + "\n")
     plot = plot_study(frame, mattered, summary, folder / "tune.png")
     return frame, [folder / "trials.csv", folder / "best.json", plot]
 
