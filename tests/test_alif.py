@@ -55,21 +55,27 @@ def test_folding_non_identity_mixers_is_exact_and_keeps_the_architecture(kind, o
         assert (fresh.eval()(inputs) - mixed).abs().max().item() <= 1e-4
 
 
+ROUNDING = 1e-4
+"""How far float rounding moves the original's logits when the same function is computed along another path."""
+
+
 def test_identity_start_and_a_zero_learning_rate_change_nothing(original, loaders):
     net = copy.deepcopy(original)
     inputs = loaders.forget.dataset.inputs[:32]
     with torch.no_grad():
         expected_eval, expected_train = original.eval()(inputs), copy.deepcopy(original).train()(inputs)
         mixers = AuxiliaryMixers(alif_convolutions(net))
-        assert torch.equal(net.eval()(inputs), expected_eval)
-        assert torch.allclose(copy.deepcopy(net).train()(inputs), expected_train, atol=1e-6)
+        # equal up to float rounding (logits up to ~15; PyTorch's native convolutions round the identity-mixed path
+        # differently, by ~2e-5), never more: a mixer moved by 0.1 changes them by more than 0.1 (the test above)
+        assert (net.eval()(inputs) - expected_eval).abs().max().item() <= ROUNDING
+        assert (copy.deepcopy(net).train()(inputs) - expected_train).abs().max().item() <= ROUNDING
         mixers.detach()
     for target in ("decouple", "unseen"):
         net = copy.deepcopy(original)
         unlearning(net, loaders.retain, loaders.forget, loaders.validation, target=target, lr=0.0,
                    max_steps=3, freeze_bn_stats=True)
         with torch.no_grad():
-            assert (net(inputs) - expected_eval).abs().max().item() <= 1e-6
+            assert (net(inputs) - expected_eval).abs().max().item() <= ROUNDING
         for name, tensor in net.state_dict().items():
             assert torch.equal(tensor, original.state_dict()[name]), name
 
