@@ -239,7 +239,7 @@ def finish(study, config: EvalConfig, request: TuneRequest, space, storage: Path
                "best_score": best.value if best else None, "best_trial": best.number + 1 if best else None,
                "trials": request.trials, "tuning_seed": config.seed, "num_models": config.num_models,
                "time_budget": config.time_budget, "space": [d.as_text() for d in space], "command": command,
-               "tune_command": tune_command, "storage": str(storage), "session_seconds": seconds,
+               "tune_command": tune_command, "storage": str(storage), "run_seconds": seconds,
                "study_seconds": study_seconds(study)}
     frame, paths = write_study_outputs(study, summary, folder)
     counted = len(counted_trials(study))
