@@ -35,7 +35,7 @@ from unlearning_mock.mock_evaluator.reports.study import write_study_outputs
 from unlearning_mock.mock_evaluator.scoring.score import score_method
 from unlearning_mock.mock_evaluator.tune_space import (Dimension, EntryPoint, derive_space, entry_point_defaults,
                                                        start_point)
-from unlearning_mock.mock_evaluator.tuned_options import record_tuned
+from unlearning_mock.mock_evaluator.tuned_options import options_text, record_tuned
 from unlearning_mock.starter_kit.training import cache_hash
 
 TUNING_SEED = 1
@@ -199,7 +199,7 @@ class Objective:
         searched = {d.name: d.suggest(trial) for d in self.space}
         options = {**self.request.options, **searched}
         where = f"trial {self.done}/{self.request.trials}"
-        self.log(f"{where}: {_options_text(searched)}")
+        self.log(f"{where}: {options_text(searched)}")
         config, started = self.evaluation.config, time.perf_counter()
         method = method_from_spec(self.request.spec, options, batches=self.request.batches)
         try:
@@ -247,7 +247,7 @@ def finish(study, config: EvalConfig, request: TuneRequest, space, storage: Path
         log(f"\nno feasible trial among {counted}: every one was over the time budget or failed (see {folder})")
     else:
         log(f"\nbest of {counted} trials (trial {best.number + 1}): score {best.value:.4f} at N = {config.num_models} on "
-            f"tuning seed {config.seed} with {_options_text(best.params)}")
+            f"tuning seed {config.seed} with {options_text(best.params)}")
         log(f"evaluate it at N = {request.evaluation_models} on the evaluation seed {request.evaluation_seed}:\n  {command}")
     log(f"written to {folder}/ ({', '.join(p.name for p in paths)})")
     if request.record is not None and best is not None and counted >= request.trials:
@@ -272,10 +272,6 @@ def _base_name(request: TuneRequest) -> str:
 
 def _value_text(value) -> str:
     return value if isinstance(value, str) else repr(value)
-
-
-def _options_text(options: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={_value_text(v)}" for k, v in options.items())
 
 
 def _setting_flags(config: EvalConfig) -> list[str]:

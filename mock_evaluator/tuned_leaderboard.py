@@ -20,7 +20,7 @@ from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 from unlearning_mock.mock_evaluator.method import method_from_spec
 from unlearning_mock.mock_evaluator.reports.tuned_report import write_comparison
 from unlearning_mock.mock_evaluator.scoring.uncertainty import rank_agreement
-from unlearning_mock.mock_evaluator.tuned_options import default_tuned_file, read_tuned
+from unlearning_mock.mock_evaluator.tuned_options import default_tuned_file, options_text, read_tuned
 
 TUNED = " (tuned)"
 
@@ -47,6 +47,11 @@ def run_tuned_leaderboard(config: EvalConfig, names: list[str] | None = None, tu
     if not chosen:
         raise ValueError(f"none of the methods asked for ({', '.join(asked)}) has tuned options in {path}; it has "
                          f"{', '.join(tuned) or 'none'}")
+    tuned_on = sorted(name for name, entry in chosen.items() if entry["tuning_seed"] == config.seed)
+    if tuned_on:
+        raise ValueError(f"seed {config.seed} is the tuning seed of the tuned options of {', '.join(tuned_on)} in "
+                         f"{path}: scored on the seed they were chosen on, they would look better than they are; "
+                         f"score them on another --seed (the evaluation seed is 0)")
     extra = []
     for name, entry in chosen.items():
         registered = get_entry(name)
@@ -81,8 +86,7 @@ def side_by_side(frame: pd.DataFrame, tuned: dict[str, dict]) -> pd.DataFrame:
                     "published_f": published["forget_quality"], "tuned_f": mine["forget_quality"],
                     "tuned_time_fraction": mine["time_fraction"], "tuned_over_budget": mine["over_budget"],
                     "trials": entry["trials"], "tuning_seed": entry["tuning_seed"], "tuning_n": entry["num_models"],
-                    "options": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in entry["options"].items())})
+                    "options": options_text(entry["options"])})
     columns = ["method", "published", "published_low", "published_high", "tuned", "tuned_low", "tuned_high", "change",
                "published_f", "tuned_f", "tuned_time_fraction", "tuned_over_budget", "trials", "tuning_seed",
                "tuning_n", "options"]

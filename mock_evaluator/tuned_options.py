@@ -23,6 +23,12 @@ TUNED_FOLDER = PROJECT_ROOT / "methods" / "tuned"
 REQUIRED = ("options", "trials", "tuning_seed", "num_models", "command")
 
 
+def options_text(options: dict) -> str:
+    """``options`` as one line, ``name=value`` with floats at 4 significant digits (progress lines, tables)."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v if isinstance(v, str) else repr(v)}"
+                     for k, v in options.items())
+
+
 def default_tuned_file(setting: str) -> Path:
     """Where the repository keeps ``setting``'s tuned options."""
     return TUNED_FOLDER / f"{setting}.json"

@@ -212,6 +212,10 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
                         log=lambda *_: None)
     assert list(board.comparison["method"]) == ["ft-kaggle"]
     assert board.comparison.loc[0, "tuned"] == pytest.approx(row["tuned"])
+    # never on the seed the options were tuned on
+    with pytest.raises(ValueError, match="seed 1 is the tuning seed of the tuned options of ft-kaggle"):
+        leaderboard(["ft-kaggle"], tuned=str(tuned), seed=1, num_models=8, dataset="digits", cache_dir=str(cache_dir),
+                    log=lambda *_: None)
 
 
 def test_an_evaluation_that_does_not_tune_never_imports_optuna():

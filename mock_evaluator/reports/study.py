@@ -63,6 +63,7 @@ def plot_study(frame: pd.DataFrame, mattered: dict[str, float], summary: dict, p
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     scored = frame[frame["state"] == "scored"] if len(frame) else frame
@@ -77,6 +78,7 @@ def plot_study(frame: pd.DataFrame, mattered: dict[str, float], summary: dict, p
         if len(rows):
             left.scatter(rows["trial"], [floor] * len(rows), marker=marker, color="tab:red", label=state)
     left.set_xlabel("trial")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("final score")
     left.set_title(f"{summary['method']}: N = {summary['num_models']}, tuning seed {summary['tuning_seed']}",
                    fontsize=10)
@@ -84,7 +86,7 @@ def plot_study(frame: pd.DataFrame, mattered: dict[str, float], summary: dict, p
     if mattered:
         names = list(mattered)[::-1]
         right.barh(names, [mattered[n] for n in names], color="tab:purple")
-        right.set_xlabel("importance (Optuna's evaluator: share of the score's variation)")
+        right.set_xlabel("importance: share of the score's variation\n(Optuna's importance evaluator)")
     else:
         right.text(0.5, 0.5, "too few scored trials\nto tell which options mattered", ha="center", va="center")
         right.set_axis_off()
