@@ -16,6 +16,9 @@ from unlearning_mock.mock_evaluator.scoring.uncertainty import (bootstrap_lira, 
 N = 8
 
 
+REFERENCE4 = {"a": 1, "b": 2, "c": 3, "d": 4}
+
+
 def test_rank_agreement_on_hand_made_orders():
     reference = {"a": 1, "b": 2, "c": 3, "d": 4}
     same = rank_agreement({"a": 0.9, "b": 0.5, "c": 0.2, "d": 0.1, "extra": 1.0}, reference)
@@ -25,6 +28,15 @@ def test_rank_agreement_on_hand_made_orders():
     assert reversed_["kendall_tau"] == pytest.approx(-1.0) and reversed_["spearman_rho"] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="at least 3"):
         rank_agreement({"a": 1.0}, reference)
+
+
+def test_spearmans_p_counts_every_ordering_for_a_few_methods():
+    # three methods in the reference's order: 2 of the 6 orderings have |rho| = 1, so p = 1/3 (not scipy's t value, 0)
+    three = rank_agreement({"a": 0.3, "b": 0.2, "c": 0.1}, {"a": 1, "b": 2, "c": 3})
+    assert three["spearman_rho"] == pytest.approx(1.0) and three["spearman_p"] == pytest.approx(1 / 3)
+    # four in order: 2 of 24; one swap of the last two (rho = 0.8): 4 orderings with |rho| >= 0.8 either way
+    assert rank_agreement({"a": 4, "b": 3, "c": 2, "d": 1}, REFERENCE4)["spearman_p"] == pytest.approx(2 / 24)
+    assert rank_agreement({"a": 4, "b": 3, "c": 1, "d": 2}, REFERENCE4)["spearman_p"] == pytest.approx(8 / 24)
 
 
 def _figures(conf, acc=1.0):

@@ -103,6 +103,25 @@ def separated(a: np.ndarray, b: np.ndarray, difference: float, level: float = 0.
     return abs(difference) > _z(level) * spread
 
 
+EXACT_SPEARMAN_UP_TO = 8   # methods: up to this many, Spearman's p counts every ordering (8! = 40,320)
+
+
+def exact_spearman_p(a, b) -> float:
+    """The two-sided p of Spearman's ρ between ``a`` and ``b`` by enumerating every ordering of ``a``: the share of
+    orderings whose |ρ| is at least the observed one. scipy's p comes from a t approximation that is meaningless for a
+    handful of methods (it says p = 0 for three methods in agreement, where one ordering in three agrees as well)."""
+    from itertools import permutations
+
+    from scipy.stats import rankdata
+
+    x, y = rankdata(a), rankdata(b)
+    orderings = np.array(list(permutations(x)))
+    x_c, y_c = orderings - x.mean(), y - y.mean()
+    rhos = (x_c @ y_c) / (np.sqrt((x_c ** 2).sum(axis=1)) * np.sqrt((y_c ** 2).sum()))
+    observed = abs(rhos[0])                        # the first ordering is x itself
+    return float(np.mean(np.abs(rhos) >= observed - 1e-12))
+
+
 def rank_agreement(scores: dict[str, float], reference_ranks: dict[str, int]) -> dict:
     """Kendall's τ and Spearman's ρ between the order of ``scores`` (higher is better) and
     ``reference_ranks`` (1 = best) over the names both have."""
@@ -113,8 +132,10 @@ def rank_agreement(scores: dict[str, float], reference_ranks: dict[str, int]) ->
         raise ValueError(f"rank agreement needs at least 3 methods with a known rank, got {names}")
     ours = [-scores[name] for name in names]            # rank 1 = the highest score
     theirs = [reference_ranks[name] for name in names]
-    tau, tau_p = kendalltau(ours, theirs)
+    tau, tau_p = kendalltau(ours, theirs)   # exact p for these sizes (scipy's "auto")
     rho, rho_p = spearmanr(ours, theirs)
+    if len(names) <= EXACT_SPEARMAN_UP_TO:
+        rho_p = exact_spearman_p(ours, theirs)
     mock_rank = {name: 1 + sum(scores[other] > scores[name] for other in names) for name in names}
     return {"methods": names, "kendall_tau": float(tau), "kendall_p": float(tau_p), "spearman_rho": float(rho),
             "spearman_p": float(rho_p), "mock_rank": mock_rank, "reference_rank": {n: reference_ranks[n] for n in names}}
