@@ -59,7 +59,7 @@ def run_tuned_leaderboard(config: EvalConfig, names: list[str] | None = None, tu
         extra.append((method, registered.family, f"{registered.description}; tuned ({entry['trials']} trials)"))
     outcome = run_leaderboard(config, names, reps, log, extra=tuple(extra))
     comparison = side_by_side(outcome["frame"], chosen)
-    budget = budget_sentence(chosen, path)
+    budget = budget_sentence(chosen, path, config)
     final = dict(zip(outcome["frame"]["method"], outcome["frame"]["final_score"]))
     at_tuned = {name: final.get(tuned_name(name), score) for name, score in final.items()}
     ranked = {name: entry.private_rank for name, entry in METHODS.items() if entry.private_rank is not None}
@@ -93,11 +93,12 @@ def side_by_side(frame: pd.DataFrame, tuned: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns).sort_values("tuned", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def budget_sentence(tuned: dict[str, dict], path: Path) -> str:
-    """The trial budget behind the tuned rows, once when every method had the same."""
+def budget_sentence(tuned: dict[str, dict], path: Path, config: EvalConfig) -> str:
+    """The trial budget behind the tuned rows, once when every method had the same, and where both rows were scored."""
     budgets = {(e["trials"], e["num_models"], e["tuning_seed"], e.get("time_budget")) for e in tuned.values()}
     said = [f"{trials} trials at N = {n} on tuning seed {seed}" + (f", time budget {b}" if b is not None else "")
             for trials, n, seed, b in sorted(budgets, key=str)]
+    scored = f"Published and tuned rows scored at N = {config.num_models} on seed {config.seed}."
     if len(said) == 1:
-        return f"Every tuned row: the best of {said[0]} ({path.name})."
-    return (f"The tuned rows had DIFFERENT budgets ({'; '.join(said)}; {path.name}): compare them with care.")
+        return f"Every tuned row: the best of {said[0]} ({path.name}). {scored}"
+    return f"The tuned rows had DIFFERENT budgets ({'; '.join(said)}; {path.name}): compare them with care. {scored}"

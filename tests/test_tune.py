@@ -199,6 +199,7 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
     printed = capsys.readouterr().out
     assert "ft-kaggle (tuned)" in printed and "published and tuned options side by side" in printed
     assert f"Every tuned row: the best of 2 trials at N = {N} on tuning seed 1" in printed
+    assert "Published and tuned rows scored at N = 8 on seed 0." in printed
     folder = tmp_path / "leaderboard-digits-n8-seed0"
     board = pd.read_csv(folder / "leaderboard.csv").set_index("method")
     (row,) = pd.read_csv(folder / "tuned.csv").to_dict("records")
