@@ -253,11 +253,19 @@ def finish(study, config: EvalConfig, request: TuneRequest, space, storage: Path
     if request.record is not None and best is not None and counted >= request.trials:
         entry = {"options": options, "trials": request.trials, "tuning_seed": config.seed,
                  "num_models": config.num_models, "time_budget": config.time_budget, "tuning_score": best.value,
+                 "defaults_score": defaults_score(frame), "best_trial": best.number + 1,
+                 "trial_states": {str(k): int(v) for k, v in frame["state"].value_counts().items()},
                  "study_seconds": summary["study_seconds"], "command": tune_command}
         log(f"recorded in {record_tuned(Path(request.record), config.dataset, request.registry_name, entry)}")
     return TuneResult(best_options=options, best_score=best.value if best else None, trials=frame, space=space,
                       command=command, tune_command=tune_command, folder=folder, paths=paths, storage=storage,
                       counted=counted, seconds=seconds)
+
+
+def defaults_score(frame: pd.DataFrame) -> float | None:
+    """The score of the study's first trial, the method's defaults (None: it was infeasible or failed)."""
+    first = frame[frame["trial"] == 1]
+    return float(first["score"].iloc[0]) if len(first) and first["state"].iloc[0] == "scored" else None
 
 
 def study_seconds(study) -> float:

@@ -3,13 +3,15 @@
 
 The file (``methods/tuned/<setting>.json`` by default, :func:`default_tuned_file`) holds, per registered method,
 the options its study found best and how they were found -- the tune command, its trial budget, the tuning seed
-and N, the time budget, the best score at the tuning seed and the study's time -- so that every tuned row of a
+and N, the time budget, the best score at the tuning seed and the defaults' score (its first trial), which trial was
+best, how many trials were scored, infeasible or failed, and the study's time -- so that every tuned row of a
 leaderboard can be reproduced and every method can be seen to have had the same budget::
 
     {"setting": "mnist-groups",
-     "methods": {"msg": {"options": {"lr_high": 0.0031, ...}, "trials": 30, "tuning_seed": 1, "num_models": 32,
-                         "time_budget": 0.2, "tuning_score": 0.061, "study_seconds": 1700.0,
-                         "command": "unlearning-mock tune --method msg --trials 30 ..."}}}
+     "methods": {"msg": {"options": {"lr_high": 0.0031, ...}, "trials": 20, "tuning_seed": 1, "num_models": 32,
+                         "time_budget": 0.2, "tuning_score": 0.061, "defaults_score": 0.034, "best_trial": 19,
+                         "trial_states": {"scored": 18, "infeasible (over the time budget)": 2}, "study_seconds": 1700.0,
+                         "command": "unlearning-mock tune --method msg --trials 20 ..."}}}
 """
 
 from __future__ import annotations

@@ -190,6 +190,8 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
                  "--quiet", "--record", str(tuned)]) == 0
     (entry,) = read_tuned(tuned, "digits").values()
     assert entry["trials"] == 2 and entry["tuning_seed"] == 1 and entry["num_models"] == N
+    assert sum(entry["trial_states"].values()) == 2 and entry["best_trial"] in (1, 2)
+    assert entry["defaults_score"] is None or entry["defaults_score"] <= entry["tuning_score"]
     assert entry["command"].startswith("unlearning-mock tune --method ft-kaggle --dataset digits --trials 2")
     capsys.readouterr()
 
