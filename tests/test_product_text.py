@@ -25,7 +25,7 @@ DIARY = {
     "helpers at work": r"\bhelper(?:s|'s|s')? (?:session|sessions|process|processes|test runs|tests|jobs|ran)\b",
     "a folder outside the repository": r"\.\./shared|shared/REFERENCE",
     "an issue number": r"\bissue #?\d+|\(#\d+\)|\B#\d\d\b",
-    "a commit hash": r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b",
+    "a commit hash": r"(?<![.\d])\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b",
     "a date and time of work": r"\b20\d\d-[01]\d-[0-3]\d(?:,? \d\d?:\d\d|T\d\d:\d\d)",
     "a date of work": r"\b20\d\d-1[0-2]-[0-3]\d\b",
     "unfinished work": r"started but not finished|not finished for|TODO: re-?run|for lack of (?:CPU )?time|we measured (?:yesterday|today)",
@@ -103,6 +103,7 @@ def test_the_patterns_catch_diary_lines(line):
     "score 0.0009765625 at N = 512",
     "private leaderboard #3 (score 0.0785)",
     "the cache key is a SHA-256 of the job",
+    '"weight_decay": 9.953781502379854e-05,',
 ])
 def test_ordinary_lines_pass(line):
     assert not diary_lines("docs/x.md", line) or "session" in line
