@@ -103,7 +103,7 @@ def test_the_patterns_catch_diary_lines(line):
     "score 0.0009765625 at N = 512",
     "private leaderboard #3 (score 0.0785)",
     "the cache key is a SHA-256 of the job",
-    '"weight_decay": 9.953781502379854e-05,',
+    f'"weight_decay": {2 ** -0.5 * 1e-4!r},',   # a float in scientific notation: 7.07...e-05
 ])
 def test_ordinary_lines_pass(line):
     assert not diary_lines("docs/x.md", line) or "session" in line
