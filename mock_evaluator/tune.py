@@ -35,7 +35,7 @@ from unlearning_mock.mock_evaluator.reports.study import write_study_outputs
 from unlearning_mock.mock_evaluator.scoring.score import score_method
 from unlearning_mock.mock_evaluator.tune_space import (Dimension, EntryPoint, derive_space, entry_point_defaults,
                                                        start_point)
-from unlearning_mock.mock_evaluator.tuned_options import options_text, record_tuned
+from unlearning_mock.mock_evaluator.tuned_options import options_text, record_tuned, value_text
 from unlearning_mock.starter_kit.training import cache_hash
 
 TUNING_SEED = 1
@@ -278,9 +278,6 @@ def _base_name(request: TuneRequest) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _value_text(value) -> str:
-    return value if isinstance(value, str) else repr(value)
-
 
 def _setting_flags(config: EvalConfig) -> list[str]:
     """The command-line flags of ``config``'s setting and budget (those that differ from the defaults)."""
@@ -299,7 +296,7 @@ def _method_flags(request: TuneRequest, options: dict) -> list[str]:
     spec = request.spec.removeprefix("unlearning_mock.")
     flags = ["--submission", spec]
     for key, value in options.items():
-        flags += ["--submission-option", f"{key}={_value_text(value)}"]
+        flags += ["--submission-option", f"{key}={value_text(value)}"]
     return flags + (["--batches", request.batches] if request.batches else [])
 
 
@@ -321,7 +318,7 @@ def tune_command_line(config: EvalConfig, request: TuneRequest, space) -> str:
         method = ["--method", request.registry_name]
         for key, value in request.options.items():
             if key not in own or own[key] != value:
-                method += ["--submission-option", f"{key}={_value_text(value)}"]
+                method += ["--submission-option", f"{key}={value_text(value)}"]
     words = [PROGRAM, "tune", *method, *_setting_flags(config), "--trials", str(request.trials),
              "--num-models", str(config.num_models), "--tuning-seed", str(config.seed),
              "--seed", str(request.evaluation_seed)]

@@ -25,10 +25,14 @@ TUNED_FOLDER = PROJECT_ROOT / "methods" / "tuned"
 REQUIRED = ("options", "trials", "tuning_seed", "num_models", "command")
 
 
+def value_text(value) -> str:
+    """An option's value as written on a command line or in a table: a string as it is, anything else its repr."""
+    return value if isinstance(value, str) else repr(value)
+
+
 def options_text(options: dict) -> str:
     """``options`` as one line, ``name=value`` with floats at 4 significant digits (progress lines, tables)."""
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v if isinstance(v, str) else repr(v)}"
-                     for k, v in options.items())
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={value_text(v)}" for k, v in options.items())
 
 
 def default_tuned_file(setting: str) -> Path:

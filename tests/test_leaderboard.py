@@ -20,7 +20,7 @@ REFERENCE4 = {"a": 1, "b": 2, "c": 3, "d": 4}
 
 
 def test_rank_agreement_on_hand_made_orders():
-    reference = {"a": 1, "b": 2, "c": 3, "d": 4}
+    reference = REFERENCE4
     same = rank_agreement({"a": 0.9, "b": 0.5, "c": 0.2, "d": 0.1, "extra": 1.0}, reference)
     assert same["kendall_tau"] == pytest.approx(1.0) and same["spearman_rho"] == pytest.approx(1.0)
     assert same["methods"] == ["a", "b", "c", "d"] and same["mock_rank"] == {"a": 1, "b": 2, "c": 3, "d": 4}
