@@ -291,7 +291,16 @@ class Evaluation:
             oracle_b = self.oracles("oracle-B")
             retrain = self.retrain_seconds()
             runs, failures = {}, {}
+            first_of = {}   # a method's identity -> the first method with it: a twin's runs would be the same runs
             for method in self.methods:
+                twin = first_of.setdefault(self._identity(method), method.name) if method.fingerprint else method.name
+                if twin != method.name:
+                    self.log(f"{method.name}: the same code, options and batches as {twin}; its runs are {twin}'s")
+                    if twin in runs:
+                        runs[method.name] = runs[twin]
+                    else:
+                        failures[method.name] = failures[twin]
+                    continue
                 try:
                     runs[method.name] = self.runs(method)
                 except SubmissionError as error:

@@ -2,7 +2,9 @@
 
 Every asked-for method that has tuned options for the setting (:mod:`mock_evaluator.tuned_options`, by default the
 repository's ``methods/tuned/<setting>.json``) gets a second row, ``NAME (tuned)``, scored against the same oracles
-with the same seeds as every other row (:func:`~mock_evaluator.leaderboard.run_leaderboard`). Beside the leaderboard:
+with the same seeds as every other row (:func:`~mock_evaluator.leaderboard.run_leaderboard`); where no trial beat the
+published options, the tuned row is the published row's runs (an evaluation runs a method's code and options once,
+whatever it is named). Beside the leaderboard:
 a side-by-side table (written by :mod:`mock_evaluator.reports.tuned_report`), a row per method with both (published and tuned final score with their intervals, the change,
 the tuned options), the trial budget the tuned options came from (every method's, said once when it is the same for
 all), and Kendall's τ against the private leaderboard with each method at its tuned options. Written next to the

@@ -215,6 +215,16 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
                         log=lambda *_: None)
     assert list(board.comparison["method"]) == ["ft-kaggle"]
     assert board.comparison.loc[0, "tuned"] == pytest.approx(row["tuned"])
+    # tuned options equal to the published ones (no trial beat the defaults): the tuned row reuses the published runs
+    record_tuned(tuned, "digits", "ga", {**entry, "options": {}})
+    board = leaderboard(["ga"], tuned=str(tuned), num_models=8, dataset="digits", cache_dir=str(cache_dir),
+                        output_dir=str(tmp_path / "api"), workers=1, progress=False, baseline=False, bootstrap=5,
+                        log=lambda *_: None)
+    assert board.comparison.loc[0, "tuned"] == board.comparison.loc[0, "published"]
+    runs = [folder.name for folder in (cache_dir / "runs").iterdir()]
+    assert [name for name in runs if name.startswith("digits-ft-kaggle__tuned_-")]   # other options: runs of its own
+    assert [name for name in runs if name.startswith("digits-ga-")]
+    assert not [name for name in runs if name.startswith("digits-ga__tuned_-")]
     # never on the seed the options were tuned on
     with pytest.raises(ValueError, match="seed 1 is the tuning seed of the tuned options of ft-kaggle"):
         leaderboard(["ft-kaggle"], tuned=str(tuned), seed=1, num_models=8, dataset="digits", cache_dir=str(cache_dir),
