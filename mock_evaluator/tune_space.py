@@ -154,8 +154,13 @@ def read_entry_point(method: Method, profile: SettingProfile) -> EntryPoint:
 
 def entry_point_defaults(method: Method, profile: SettingProfile) -> EntryPoint:
     """:func:`read_entry_point` in a fresh child process (the method's code never runs in the driver)."""
+    return entry_points([method], profile)[0]
+
+
+def entry_points(methods: list[Method], profile: SettingProfile) -> list[EntryPoint]:
+    """:func:`read_entry_point` of each of ``methods``, in one fresh child process."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(read_entry_point, method, profile).result()
+        return list(pool.map(read_entry_point, methods, [profile] * len(methods)))
 
 
 def derive_space(entry: EntryPoint, fixed: dict, profile: SettingProfile, time_budget: float,

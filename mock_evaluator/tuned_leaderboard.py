@@ -22,7 +22,9 @@ from unlearning_mock.mock_evaluator.leaderboard import run_leaderboard
 from unlearning_mock.mock_evaluator.method import method_from_spec
 from unlearning_mock.mock_evaluator.reports.tuned_report import write_comparison
 from unlearning_mock.mock_evaluator.scoring.uncertainty import rank_agreement
+from unlearning_mock.mock_evaluator.tune_space import entry_points
 from unlearning_mock.mock_evaluator.tuned_options import default_tuned_file, options_text, read_tuned
+from unlearning_mock.starter_kit.settings import load_setting
 
 TUNED = " (tuned)"
 
@@ -55,9 +57,12 @@ def run_tuned_leaderboard(config: EvalConfig, names: list[str] | None = None, tu
                          f"{path}: scored on the seed they were chosen on, they would look better than they are; "
                          f"score them on another --seed (the evaluation seed is 0)")
     extra = []
+    published = published_options(list(chosen), config)
     for name, entry in chosen.items():
         registered = get_entry(name)
-        method = method_from_spec(registered.module, {**registered.options, **entry["options"]}, name=tuned_name(name))
+        same = all(key in published[name] and published[name][key] == value for key, value in entry["options"].items())
+        options = registered.options if same else {**registered.options, **entry["options"]}   # same: the same runs
+        method = method_from_spec(registered.module, options, name=tuned_name(name))
         extra.append((method, registered.family, f"{registered.description}; tuned ({entry['trials']} trials)"))
     outcome = run_leaderboard(config, names, reps, log, extra=tuple(extra))
     comparison = side_by_side(outcome["frame"], chosen)
@@ -71,6 +76,17 @@ def run_tuned_leaderboard(config: EvalConfig, names: list[str] | None = None, tu
         tuned_ranks = {"note": str(error)}
     return {**outcome, "paths": outcome["paths"] + write_comparison(comparison, budget, tuned_ranks, outcome["folder"]),
             "comparison": comparison, "budget": budget, "tuned_ranks": tuned_ranks}
+
+
+def published_options(names: list[str], config: EvalConfig) -> dict[str, dict]:
+    """Each registered method's options as published for the setting: its entry point's defaults (read in a child
+    process) with the registry's options over them."""
+    from unlearning_mock.methods.registry import get_entry
+
+    profile = load_setting(config.dataset, config.data_dir, **config.setting_options).profile
+    entries = [get_entry(name) for name in names]
+    read = entry_points([method_from_spec(e.module, e.options, name=e.name) for e in entries], profile)
+    return {e.name: {**point.defaults, **e.options} for e, point in zip(entries, read)}
 
 
 def side_by_side(frame: pd.DataFrame, tuned: dict[str, dict]) -> pd.DataFrame:

@@ -13,12 +13,14 @@ import optuna
 import pandas as pd
 import pytest
 
+from unlearning_mock.methods.registry import get_entry
 from unlearning_mock.mock_evaluator.api import leaderboard, tune
 from unlearning_mock.mock_evaluator.cli import main
 from unlearning_mock.mock_evaluator.method import method_from_spec
 from unlearning_mock.mock_evaluator.tune_space import (Dimension, derive_space, entry_point_defaults, parse_dimension,
-                                                       start_point)
+                                                       read_entry_point, start_point)
 from unlearning_mock.mock_evaluator.tuned_options import read_tuned, record_tuned
+from unlearning_mock.starter_kit.settings import load_setting
 
 N = 4   # the tuning N of these tests (digits): each trial is 4 one-step calls
 
@@ -216,13 +218,17 @@ def test_the_tuned_leaderboard_shows_published_and_tuned_rows_side_by_side(tmp_p
     assert list(board.comparison["method"]) == ["ft-kaggle"]
     assert board.comparison.loc[0, "tuned"] == pytest.approx(row["tuned"])
     # tuned options equal to the published ones (no trial beat the defaults): the tuned row reuses the published runs
-    record_tuned(tuned, "digits", "ga", {**entry, "options": {}})
+    ga = get_entry("ga")
+    published = {**read_entry_point(method_from_spec(ga.module, ga.options), load_setting("digits").profile).defaults,
+                 **ga.options}
+    record_tuned(tuned, "digits", "ga", {**entry, "options": published})   # every option written out, as a study does
     board = leaderboard(["ga"], tuned=str(tuned), num_models=8, dataset="digits", cache_dir=str(cache_dir),
                         output_dir=str(tmp_path / "api"), workers=1, progress=False, baseline=False, bootstrap=5,
                         log=lambda *_: None)
     assert board.comparison.loc[0, "tuned"] == board.comparison.loc[0, "published"]
     runs = [folder.name for folder in (cache_dir / "runs").iterdir()]
-    assert [name for name in runs if name.startswith("digits-ft-kaggle__tuned_-")]   # other options: runs of its own
+    # ft-kaggle's tuned row has runs of its own unless its defaults (trial 1) were its best trial
+    assert bool([name for name in runs if name.startswith("digits-ft-kaggle__tuned_-")]) == (entry["best_trial"] != 1)
     assert [name for name in runs if name.startswith("digits-ga-")]
     assert not [name for name in runs if name.startswith("digits-ga__tuned_-")]
     # never on the seed the options were tuned on
